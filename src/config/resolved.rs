@@ -1,0 +1,703 @@
+//! The validated, typed configuration: enums instead of strings, checked ranges. Built once from
+//! [`super::raw`]; every error names the file, the key path and (when it can be found) the line.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::raw::{ChannelList, RawParameters};
+use super::{ConfigError, yaml};
+use crate::preprocess::Channel;
+
+/// Reconstruction loss of the autoencoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossFunction {
+    /// Squared error.
+    Mse,
+    /// Absolute error.
+    Mae,
+    /// Huber with `huber_delta`.
+    Huber,
+    /// sqrt(d² + 1e-6) - 1e-3.
+    Charbonnier,
+    /// Squared error over non-zero targets only.
+    MaskedMse,
+}
+
+/// Activity regularisation on the hidden layers' outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Regularization {
+    /// None.
+    None,
+    /// L1.
+    L1,
+    /// L2.
+    L2,
+    /// L1 + L2.
+    L1L2,
+}
+
+/// Activation of the output layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputActivation {
+    /// Logistic.
+    Sigmoid,
+    /// Softmax over the output vector.
+    Softmax,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Rectified linear.
+    Relu,
+    /// Identity.
+    Linear,
+}
+
+/// Settings of background removal.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoveBackground {
+    /// Worker threads (>= 1).
+    pub max_workers: usize,
+}
+
+/// Settings of alignment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alignment {
+    /// Align before make_input.
+    pub apply_alignment: bool,
+    /// Lowe ratio, in (0, 1].
+    pub knn_ratio: f64,
+    /// More good matches than this are needed.
+    pub number_of_points: usize,
+    /// RANSAC threshold in pixels (> 0).
+    pub ransac_threshold: f64,
+    /// Minimum SSIM.
+    pub min_score_threshold: f64,
+    /// Maximum grayscale MSE.
+    pub max_mse_threshold: f64,
+    /// Minimum RANSAC inliers.
+    pub min_good_matches: usize,
+}
+
+/// Settings of make_input.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preprocessor {
+    /// Name of the ML input file (`out.npz`).
+    pub file_name: String,
+    /// Pooling block size (>= 1).
+    pub pool_size: usize,
+    /// The channels, in order (`ALL` expanded).
+    #[serde(serialize_with = "channel_names")]
+    pub channels: Vec<Channel>,
+    /// One weight per channel.
+    pub weights: Vec<f32>,
+    /// Crop to the union foreground box.
+    pub zero_pruning: bool,
+    /// Padding of the box in pixels.
+    pub zero_pruning_padding: usize,
+    /// Foreground threshold (0..=255).
+    pub bg_threshold: u8,
+}
+
+fn channel_names<S: serde::Serializer>(c: &[Channel], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(c.iter().map(|c| c.name()))
+}
+
+/// `preprocessing:`, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preprocessing {
+    /// Background removal.
+    pub remove_background: RemoveBackground,
+    /// Alignment.
+    pub alignment: Alignment,
+    /// Save alignment metrics.
+    pub save_metrics: bool,
+    /// Save alignment overlays.
+    pub save_overlays: bool,
+    /// Draw matches.
+    pub draw_matches: bool,
+    /// make_input.
+    pub preprocessor: Preprocessor,
+    /// Rename outputs after the type folder.
+    pub rename_images: bool,
+}
+
+/// `model_training:`, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelTraining {
+    /// Model file name stem.
+    pub model_name: String,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// One model for all types with one-hot labels.
+    pub one_hot_encoding: bool,
+    /// Hidden sizes; the last is the latent size.
+    pub autoencoder_architecture: Vec<usize>,
+    /// Label branch size.
+    pub label_latent_size: usize,
+    /// Maximum epochs.
+    pub n_epochs: usize,
+    /// Mini-batch size.
+    pub batchsize: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Activity regularisation.
+    pub regularization: Regularization,
+    /// L1 coefficient.
+    pub l1_regularization: f64,
+    /// L2 coefficient.
+    pub l2_regularization: f64,
+    /// Loss.
+    pub loss_function: LossFunction,
+    /// Huber delta.
+    pub huber_delta: f64,
+    /// Masked loss.
+    pub masked_loss: bool,
+    /// Output activation.
+    pub output_activation: OutputActivation,
+    /// Early-stopping patience.
+    pub patience: usize,
+    /// Early-stopping minimum improvement.
+    pub min_delta: f64,
+    /// Mixed precision.
+    pub mixed_precision: bool,
+    /// CPU threads the original was told to use.
+    pub available_cpu: usize,
+}
+
+/// `plotting:`, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plotting {
+    /// Loss plot.
+    pub plot_loss: bool,
+    /// Accuracy plot.
+    pub plot_accuracy: bool,
+    /// Confusion matrix.
+    pub plot_confusion_matrix: bool,
+    /// ROC/PR curves.
+    pub plot_roc_recall_curve: bool,
+    /// Anomaly overlays.
+    pub plot_anomaly_heatmap: bool,
+    /// Absolute loss figures.
+    pub plot_abs_loss_per_pixel: bool,
+    /// Squared loss figures.
+    pub plot_mse_per_pixel: bool,
+    /// Prediction scatter.
+    pub plot_pixel_predictions: bool,
+    /// Distribution histograms.
+    pub plot_distributions: bool,
+    /// Threshold on log10 loss.
+    pub use_log_loss: bool,
+    /// Per-pixel threshold.
+    pub loss_cut: f64,
+}
+
+/// The validated `parameters.yaml`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Parameters {
+    /// Experiment name.
+    pub experiment_name: String,
+    /// Preprocessing.
+    pub preprocessing: Preprocessing,
+    /// Model training.
+    pub model_training: ModelTraining,
+    /// Plotting.
+    pub plotting: Plotting,
+}
+
+/// Builds errors that point at a key of one file.
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        let parts: Vec<&str> = key.split('.').collect();
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line: yaml::find_key_line(self.text, &parts),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn count(&self, key: &str, v: i64, min: i64) -> Result<usize, ConfigError> {
+        if v < min {
+            return Err(self.invalid(key, format!("must be at least {min}, found {v}")));
+        }
+        usize::try_from(v).map_err(|_| self.invalid(key, format!("{v} is too large")))
+    }
+
+    fn positive(&self, key: &str, v: f64) -> Result<f64, ConfigError> {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(self.invalid(key, format!("must be a number > 0, found {v}")));
+        }
+        Ok(v)
+    }
+
+    fn non_negative(&self, key: &str, v: f64) -> Result<f64, ConfigError> {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(self.invalid(key, format!("must be a number >= 0, found {v}")));
+        }
+        Ok(v)
+    }
+
+    fn choice<T: Copy>(&self, key: &str, v: &str, options: &[(&str, T)]) -> Result<T, ConfigError> {
+        let norm = v.trim().to_ascii_lowercase();
+        if let Some((_, t)) = options.iter().find(|(name, _)| *name == norm) {
+            return Ok(*t);
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        let hint = closest(&norm, &names)
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        Err(self.invalid(
+            key,
+            format!("unknown value `{v}`{hint}; expected one of: {}", names.join(", ")),
+        ))
+    }
+}
+
+/// The closest of `candidates` to `word`, when it is close enough to be a plausible typo.
+pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(&word.to_lowercase(), &c.to_lowercase()), *c))
+        .filter(|(score, _)| *score >= 0.75)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+impl Parameters {
+    /// Parses and validates the text of a `parameters.yaml` (`path` is used in messages).
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Parameters, ConfigError> {
+        let value = yaml::parse(text, path)?;
+        let raw: RawParameters = match serde_path_to_error::deserialize(value) {
+            Ok(raw) => raw,
+            Err(e) => return Err(deser_error(e, text, path)),
+        };
+        Parameters::from_raw(&raw, text, path)
+    }
+
+    /// Validates already-parsed raw parameters.
+    pub fn from_raw(raw: &RawParameters, text: &str, path: &Path) -> Result<Parameters, ConfigError> {
+        let cx = Ctx { path, text };
+        let p = &raw.preprocessing;
+        let pp = &p.preprocessor;
+        let channels = resolve_channels(&cx, &pp.channels)?;
+        if pp.weights.len() != channels.len() {
+            return Err(cx.invalid(
+                "preprocessing.preprocessor.weights",
+                format!(
+                    "has {} entries but `channels` selects {} ({}); give one weight per channel",
+                    pp.weights.len(),
+                    channels.len(),
+                    channels.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        for (i, w) in pp.weights.iter().enumerate() {
+            if !(w.is_finite() && *w >= 0.0) {
+                return Err(cx.invalid(
+                    "preprocessing.preprocessor.weights",
+                    format!("entry {i} is {w}; weights must be finite and >= 0"),
+                ));
+            }
+        }
+        if pp.file_name.trim().is_empty() || pp.file_name.contains('/') {
+            return Err(cx.invalid(
+                "preprocessing.preprocessor.file_name",
+                "must be a plain file name such as out.npz",
+            ));
+        }
+        if !(0..=255).contains(&pp.bg_threshold) {
+            return Err(cx.invalid(
+                "preprocessing.preprocessor.bg_threshold",
+                format!("must be in 0..=255, found {}", pp.bg_threshold),
+            ));
+        }
+        let a = &p.alignment;
+        if !(a.knn_ratio > 0.0 && a.knn_ratio <= 1.0) {
+            return Err(cx.invalid(
+                "preprocessing.alignment.knn_ratio",
+                format!("must be in (0, 1], found {}", a.knn_ratio),
+            ));
+        }
+        let preprocessing = Preprocessing {
+            remove_background: RemoveBackground {
+                max_workers: cx.count(
+                    "preprocessing.remove_background.max_workers",
+                    p.remove_background.max_workers,
+                    1,
+                )?,
+            },
+            alignment: Alignment {
+                apply_alignment: a.apply_alignment,
+                knn_ratio: a.knn_ratio,
+                number_of_points: cx.count(
+                    "preprocessing.alignment.number_of_points",
+                    a.number_of_points,
+                    0,
+                )?,
+                ransac_threshold: cx
+                    .positive("preprocessing.alignment.ransac_threshold", a.ransac_threshold)?,
+                min_score_threshold: a.min_score_threshold,
+                max_mse_threshold: cx.non_negative(
+                    "preprocessing.alignment.MAX_MSE_THRESHOLD",
+                    a.max_mse_threshold,
+                )?,
+                min_good_matches: cx.count(
+                    "preprocessing.alignment.MIN_GOOD_MATCHES",
+                    a.min_good_matches,
+                    4,
+                )?,
+            },
+            save_metrics: p.save_metrics,
+            save_overlays: p.save_overlays,
+            draw_matches: p.draw_matches,
+            preprocessor: Preprocessor {
+                file_name: pp.file_name.clone(),
+                pool_size: cx.count("preprocessing.preprocessor.pool_size", pp.pool_size, 1)?,
+                weights: pp.weights.iter().map(|w| *w as f32).collect(),
+                channels,
+                zero_pruning: pp.zero_pruning,
+                zero_pruning_padding: cx.count(
+                    "preprocessing.preprocessor.zero_pruning_padding",
+                    pp.zero_pruning_padding,
+                    0,
+                )?,
+                bg_threshold: pp.bg_threshold as u8,
+            },
+            rename_images: p.rename_images,
+        };
+
+        let m = &raw.model_training;
+        if m.autoencoder_architecture.is_empty() {
+            return Err(cx.invalid(
+                "model_training.autoencoder_architecture",
+                "must list at least one layer size (the last is the latent size)",
+            ));
+        }
+        let mut arch = Vec::with_capacity(m.autoencoder_architecture.len());
+        for &n in &m.autoencoder_architecture {
+            arch.push(cx.count("model_training.autoencoder_architecture", n, 1)?);
+        }
+        let regularization = match m.regularization.as_deref().map(str::trim) {
+            None | Some("") => Regularization::None,
+            Some(r) => cx.choice(
+                "model_training.regularization",
+                r,
+                &[
+                    ("none", Regularization::None),
+                    ("l1", Regularization::L1),
+                    ("l2", Regularization::L2),
+                    ("l1_l2", Regularization::L1L2),
+                ],
+            )?,
+        };
+        let model_training = ModelTraining {
+            model_name: nonempty(&cx, "model_training.model_name", &m.model_name)?,
+            seed: m.seed,
+            one_hot_encoding: m.one_hot_encoding,
+            autoencoder_architecture: arch,
+            label_latent_size: cx.count(
+                "model_training.label_latent_size",
+                m.label_latent_size,
+                1,
+            )?,
+            n_epochs: cx.count("model_training.n_epochs", m.n_epochs, 1)?,
+            batchsize: cx.count("model_training.batchsize", m.batchsize, 1)?,
+            learning_rate: cx.positive("model_training.learning_rate", m.learning_rate)?,
+            regularization,
+            l1_regularization: cx
+                .non_negative("model_training.l1_regularization", m.l1_regularization)?,
+            l2_regularization: cx
+                .non_negative("model_training.l2_regularization", m.l2_regularization)?,
+            loss_function: cx.choice(
+                "model_training.loss_function",
+                &m.loss_function,
+                &[
+                    ("mse", LossFunction::Mse),
+                    ("mae", LossFunction::Mae),
+                    ("huber", LossFunction::Huber),
+                    ("charbonnier", LossFunction::Charbonnier),
+                    ("masked_mse", LossFunction::MaskedMse),
+                ],
+            )?,
+            huber_delta: cx.positive("model_training.huber_delta", m.huber_delta)?,
+            masked_loss: m.masked_loss,
+            output_activation: cx.choice(
+                "model_training.output_activation",
+                &m.output_activation,
+                &[
+                    ("sigmoid", OutputActivation::Sigmoid),
+                    ("softmax", OutputActivation::Softmax),
+                    ("tanh", OutputActivation::Tanh),
+                    ("relu", OutputActivation::Relu),
+                    ("linear", OutputActivation::Linear),
+                ],
+            )?,
+            patience: cx.count("model_training.patience", m.patience, 0)?,
+            min_delta: cx.non_negative("model_training.min_delta", m.min_delta)?,
+            mixed_precision: m.mixed_precision,
+            available_cpu: cx.count("model_training.Available_CPU", m.available_cpu, 1)?,
+        };
+
+        let pl = &raw.plotting;
+        if pl.use_log_loss && pl.loss_cut <= 0.0 {
+            return Err(cx.invalid(
+                "plotting.loss_cut",
+                format!("must be > 0 with use_log_loss (log10 of it is taken), found {}", pl.loss_cut),
+            ));
+        }
+        let plotting = Plotting {
+            plot_loss: pl.plot_loss,
+            plot_accuracy: pl.plot_accuracy,
+            plot_confusion_matrix: pl.plot_confusion_matrix,
+            plot_roc_recall_curve: pl.plot_roc_recall_curve,
+            plot_anomaly_heatmap: pl.plot_anomaly_heatmap,
+            plot_abs_loss_per_pixel: pl.plot_abs_loss_per_pixel,
+            plot_mse_per_pixel: pl.plot_mse_per_pixel,
+            plot_pixel_predictions: pl.plot_pixel_predictions,
+            plot_distributions: pl.plot_distributions,
+            use_log_loss: pl.use_log_loss,
+            loss_cut: pl.loss_cut,
+        };
+        Ok(Parameters {
+            experiment_name: raw.experiment_name.clone(),
+            preprocessing,
+            model_training,
+            plotting,
+        })
+    }
+}
+
+fn nonempty(cx: &Ctx<'_>, key: &str, v: &str) -> Result<String, ConfigError> {
+    let t = v.trim();
+    if t.is_empty() || t.contains('/') {
+        return Err(cx.invalid(key, "must be a non-empty name without `/`"));
+    }
+    Ok(t.to_string())
+}
+
+fn resolve_channels(cx: &Ctx<'_>, list: &ChannelList) -> Result<Vec<Channel>, ConfigError> {
+    const KEY: &str = "preprocessing.preprocessor.channels";
+    let names: Vec<String> = match list {
+        ChannelList::Word(w) => vec![w.clone()],
+        ChannelList::List(l) => l.clone(),
+    };
+    if names.len() == 1 && names[0].trim().eq_ignore_ascii_case("all") {
+        return Ok(Channel::ALL.to_vec());
+    }
+    if names.is_empty() {
+        return Err(cx.invalid(KEY, "must name at least one channel (or ALL)"));
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for n in &names {
+        let c: Channel = match n.trim().parse() {
+            Ok(c) => c,
+            Err(_) => {
+                let all = Channel::names();
+                let hint = closest(n, &all)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                return Err(cx.invalid(
+                    KEY,
+                    format!("unknown channel `{n}`{hint}; valid channels: {} or ALL", all.join(" ")),
+                ));
+            }
+        };
+        if out.contains(&c) {
+            return Err(cx.invalid(KEY, format!("channel `{n}` is listed twice")));
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Turns a serde error at a key path into an unknown-key or invalid-value error.
+pub(crate) fn deser_error(
+    e: serde_path_to_error::Error<serde_json::Error>,
+    text: &str,
+    path: &Path,
+) -> ConfigError {
+    let mut parts: Vec<String> = e
+        .path()
+        .iter()
+        .filter_map(|seg| match seg {
+            serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+            serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+            _ => None,
+        })
+        .collect();
+    let msg = e.inner().to_string();
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or_default().to_string();
+        // serde lists the expected fields in backticks after the word "expected".
+        let expected: Vec<&str> = msg
+            .split_once("expected")
+            .map(|(_, tail)| tail.split('`').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        if parts.last() != Some(&field) {
+            parts.push(field.clone());
+        }
+        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+        return ConfigError::UnknownKey {
+            path: path.to_path_buf(),
+            line: yaml::find_key_line(text, &refs),
+            key: parts.join("."),
+            suggestion: closest(&field, &expected).map(str::to_string),
+        };
+    }
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let line = (1..=refs.len())
+        .rev()
+        .find_map(|n| yaml::find_key_line(text, &refs[..n]));
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        key: parts.join("."),
+        message: msg,
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../configs/parameters.yaml");
+
+    fn parse(text: &str) -> Result<Parameters, ConfigError> {
+        Parameters::from_yaml(text, Path::new("parameters.yaml"))
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn shipped_file_has_the_original_defaults() {
+        let p = parse(SHIPPED).unwrap();
+        let pp = &p.preprocessing.preprocessor;
+        assert_eq!(pp.channels, vec![Channel::LabA, Channel::LabB]);
+        assert_eq!(pp.weights, vec![3.0, 3.0]);
+        assert_eq!((pp.pool_size, pp.zero_pruning_padding, pp.bg_threshold), (2, 5, 15));
+        let m = &p.model_training;
+        assert_eq!(m.autoencoder_architecture, vec![512, 256, 128, 64]);
+        assert_eq!(m.loss_function, LossFunction::Huber);
+        assert_eq!(m.regularization, Regularization::L2);
+        assert!((m.learning_rate - 1e-4).abs() < 1e-12);
+        assert_eq!(p.preprocessing.alignment.min_good_matches, 20);
+        assert!((p.plotting.loss_cut - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn original_file_is_accepted_unchanged() {
+        let original = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/reference/original_configs/parameters.yaml"
+        );
+        let Ok(text) = std::fs::read_to_string(original) else {
+            eprintln!("skipped: {original} not present");
+            return;
+        };
+        let p = Parameters::from_yaml(&text, Path::new(original)).unwrap();
+        assert!((p.model_training.learning_rate - 1e-4).abs() < 1e-12);
+        assert_eq!(p.experiment_name, "Test_Experiment");
+        assert!(!p.preprocessing.alignment.apply_alignment);
+    }
+
+    #[test]
+    fn empty_file_means_all_defaults() {
+        let p = parse("").unwrap();
+        assert_eq!(p.model_training.n_epochs, 500);
+        assert_eq!(p.preprocessing.preprocessor.file_name, "out.npz");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_closest_key() {
+        let text = SHIPPED.replace("    pool_size: 2", "    pool_sise: 2");
+        let line = text.lines().position(|l| l.contains("pool_sise")).unwrap() + 1;
+        let msg = err(&text);
+        assert!(
+            msg.starts_with(&format!("parameters.yaml:{line}: unknown key `preprocessing.preprocessor.pool_sise`")),
+            "{msg}"
+        );
+        assert!(msg.contains("did you mean `pool_size`"), "{msg}");
+
+        let msg = err("model_training:\n  min_good_matches: 3\n");
+        assert!(msg.contains("parameters.yaml:2"), "{msg}");
+        assert!(msg.contains("`model_training.min_good_matches`"), "{msg}");
+
+        let msg = err("plotting:\n  zzz: 1\n");
+        assert!(msg.contains("unknown key `plotting.zzz`"), "{msg}");
+        assert!(!msg.contains("did you mean"), "{msg}");
+    }
+
+    #[test]
+    fn uppercase_keys_are_known() {
+        let p = parse("preprocessing:\n  alignment:\n    MIN_GOOD_MATCHES: 30\n    MAX_MSE_THRESHOLD: 5\n")
+            .unwrap();
+        assert_eq!(p.preprocessing.alignment.min_good_matches, 30);
+        assert_eq!(p.preprocessing.alignment.max_mse_threshold, 5.0);
+    }
+
+    #[test]
+    fn range_and_type_errors_name_the_key() {
+        let cases: &[(&str, &str)] = &[
+            ("preprocessing:\n  preprocessor:\n    pool_size: 0\n", "`preprocessing.preprocessor.pool_size`: must be at least 1"),
+            ("preprocessing:\n  preprocessor:\n    channels: [R, G]\n    weights: [1.0]\n", "`preprocessing.preprocessor.weights`: has 1 entries"),
+            ("preprocessing:\n  preprocessor:\n    channels: [LAB_a, LAB_bb]\n", "unknown channel `LAB_bb` (did you mean `LAB_b`?)"),
+            ("preprocessing:\n  preprocessor:\n    zero_pruning_padding: -3\n", "`preprocessing.preprocessor.zero_pruning_padding`: must be at least 0"),
+            ("preprocessing:\n  preprocessor:\n    bg_threshold: 300\n", "must be in 0..=255"),
+            ("model_training:\n  n_epochs: ten\n", "`model_training.n_epochs`"),
+            ("model_training:\n  loss_function: hubber\n", "did you mean `huber`"),
+            ("model_training:\n  learning_rate: fast\n", "`model_training.learning_rate`"),
+            ("model_training:\n  autoencoder_architecture: []\n", "at least one layer"),
+        ];
+        for (text, want) in cases {
+            let msg = err(text);
+            assert!(msg.contains(want), "for {text:?}: {msg}");
+            assert!(msg.starts_with("parameters.yaml:"), "{msg}");
+        }
+        // Lines are found for nested keys.
+        let msg = err("preprocessing:\n  preprocessor:\n    pool_size: 0\n");
+        assert!(msg.starts_with("parameters.yaml:3:"), "{msg}");
+    }
+
+    #[test]
+    fn all_word_and_string_numbers_and_aliases() {
+        let p = parse(
+            "preprocessing:\n  preprocessor:\n    channels: ALL\n    weights: &w [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]\nmodel_training:\n  learning_rate: 1e-4\n  l1_regularization: \"2e-3\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.preprocessing.preprocessor.channels.len(), 23);
+        assert!((p.model_training.learning_rate - 1e-4).abs() < 1e-12);
+        assert!((p.model_training.l1_regularization - 2e-3).abs() < 1e-12);
+        let p = parse(
+            "x_defaults: &d\n  patience: 7\n",
+        );
+        assert!(p.is_err(), "unknown top-level key must be refused");
+        let p = parse("model_training: &m\n  patience: 7\n  min_delta: 0.5\n").unwrap();
+        assert_eq!(p.model_training.patience, 7);
+        let p = parse(
+            "plotting:\n  loss_cut: &cut 0.25\n  use_log_loss: false\nmodel_training:\n  huber_delta: *cut\n",
+        )
+        .unwrap();
+        assert_eq!(p.model_training.huber_delta, 0.25);
+        let p = parse("preprocessing:\n  preprocessor:\n    channels: [\"ALL\"]\n    weights: [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]\n").unwrap();
+        assert_eq!(p.preprocessing.preprocessor.channels, Channel::ALL.to_vec());
+    }
+
+    #[test]
+    fn regularization_none_forms() {
+        for v in ["null", "None", "'none'", "''"] {
+            let p = parse(&format!("model_training:\n  regularization: {v}\n")).unwrap();
+            assert_eq!(p.model_training.regularization, Regularization::None, "{v}");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Everything that touches files: image loading (EXIF orientation, 8/16-bit, gray, alpha, CMYK),
+//! listing input folders, atomic writes (temp file + rename), `.npz` and YAML metadata.
+
+pub mod atomic;
+pub mod image;
+pub mod metadata;
+pub mod npz;
+
+use std::path::PathBuf;
+
+/// Errors from reading and writing files. Every variant names the file it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// The file could not be read from disk.
+    #[error("{path}: cannot read file: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file's extension is not one pixal reads as an image.
+    #[error("{path}: not a supported image type (expected .jpg, .jpeg, .png, .webp, .tif or .tiff)")]
+    UnsupportedExtension {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file could not be decoded as an image (truncated, corrupt, not an image at all).
+    #[error("{path}: cannot decode image: {reason}")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The image decoded, but its pixel format is one pixal refuses.
+    #[error("{path}: unsupported pixel format: {reason}")]
+    PixelFormat {
+        /// The file.
+        path: PathBuf,
+        /// Which format and why it is refused.
+        reason: String,
+    },
+    /// A folder could not be listed.
+    #[error("{path}: cannot list folder: {source}")]
+    ListDir {
+        /// The folder.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file or folder could not be written.
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An image or array could not be encoded.
+    #[error("{path}: cannot encode: {reason}")]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// What the encoder said.
+        reason: String,
+    },
+    /// A `.npz` file could not be read or has unexpected contents.
+    #[error("{path}: bad npz: {reason}")]
+    Npz {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A metadata file could not be parsed.
+    #[error("{path}: bad metadata: {reason}")]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,25 @@
+//! pixal — PIXel-based Anomaly Locator.
+//!
+//! A Rust successor to the Python PIXAL. Data flows one way through stages, each of which reads
+//! only what the stage before it wrote:
+//!
+//! ```text
+//! photos ──remove_bg──▶ RGBA cut-outs ──align──▶ aligned images + homographies
+//!        ──make_input──▶ out.npz + metadata ──train──▶ model dir
+//! new photos ──(same preprocessing, stored crop/reference)──▶ npz ──detect──▶ anomaly maps,
+//!        scores, verdicts ──report──▶ PNG figures, overlays on the original photo, summary
+//! ```
+//!
+//! Every stage has a pure core (in [`preprocess`], plain data in and out) and a thin wrapper in
+//! [`commands`] that knows folders, progress bars and per-image failures. The configuration is
+//! read once by [`config`] from the original's `parameters.yaml` and `paths.yaml`.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod io;
+pub mod logging;
+pub mod preprocess;
+
+/// The version of this tool, recorded in every metadata file it writes.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
