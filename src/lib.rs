@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod io;
 pub mod logging;
 pub mod preprocess;

@@ -135,7 +135,7 @@ impl Default for RawAlignment {
 }
 
 /// `preprocessing.preprocessor:` (make_input).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawPreprocessor {
     /// Name of the ML input file.

@@ -1,0 +1,95 @@
+//! Metadata files: YAML records written beside every stage's outputs (what was done, with which
+//! settings, on which files, by which version), read back by later stages.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{IoError, atomic};
+use crate::config::raw::RawPreprocessor;
+use crate::preprocess::crop::CropBox;
+
+/// `metadata/preprocessing.yaml`: how make_input turned images into `out.npz`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PreprocessingMetadata {
+    /// Always `pixal`.
+    pub tool: String,
+    /// pixal's version.
+    pub version: String,
+    /// SHA-256 of the configuration files.
+    pub config_hash: String,
+    /// `per_type` or `one_hot`.
+    pub mode: String,
+    /// The image types in this file (one in per-type mode; label order in one-hot mode).
+    pub types: Vec<String>,
+    /// The make_input settings used (channels spelled as in the config, `ALL` expanded).
+    pub preprocessor: RawPreprocessor,
+    /// The crop box applied to every image (absent without zero pruning).
+    pub crop_box: Option<CropBox>,
+    /// Width and height of the input images.
+    pub image_size: [u32; 2],
+    /// Pooled (height, width).
+    pub pooled_shape: [usize; 2],
+    /// Values per image: pooled pixels x channels.
+    pub input_dim: usize,
+    /// The source image of every row of `data`, in order.
+    pub files: Vec<String>,
+    /// The type of every row of `data`, in order.
+    pub row_types: Vec<String>,
+    /// The alignment reference image, when alignment ran.
+    pub reference_image: Option<String>,
+    /// The ML input file, relative to the type folder.
+    pub npz: String,
+}
+
+/// Writes any serialisable record as YAML, atomically.
+pub fn write_yaml<T: Serialize>(path: &Path, value: &T) -> Result<(), IoError> {
+    let text = serde_saphyr::to_string(value).map_err(|e| IoError::Encode {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    atomic::write_bytes(path, text.as_bytes())
+}
+
+/// Reads a YAML record.
+pub fn read_yaml<T: DeserializeOwned>(path: &Path) -> Result<T, IoError> {
+    let text = std::fs::read_to_string(path).map_err(|source| IoError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_saphyr::from_str(&text).map_err(|e| IoError::Metadata {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preprocessing_metadata_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("metadata/preprocessing.yaml");
+        let m = PreprocessingMetadata {
+            tool: "pixal".into(),
+            version: crate::VERSION.into(),
+            config_hash: "abc".into(),
+            mode: "per_type".into(),
+            types: vec!["front".into()],
+            preprocessor: RawPreprocessor::default(),
+            crop_box: Some(CropBox { y_min: 1, y_max: 9, x_min: 2, x_max: 8, padding: 5 }),
+            image_size: [10, 12],
+            pooled_shape: [4, 3],
+            input_dim: 24,
+            files: vec!["a.png".into(), "b: c.png".into()],
+            row_types: vec!["front".into(), "front".into()],
+            reference_image: None,
+            npz: "out.npz".into(),
+        };
+        write_yaml(&p, &m).unwrap();
+        let back: PreprocessingMetadata = read_yaml(&p).unwrap();
+        assert_eq!(back, m);
+    }
+}

@@ -1,0 +1,124 @@
+//! The ML input file: `out.npz` with `data` float32 (N, P, C), `shape` int64 (pooled H, W) and,
+//! in one-hot mode, `labels` float32 (N, types). numpy's `np.load` reads it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array2, Array3};
+use ndarray_npy::{NpzReader, NpzWriter};
+
+use super::{IoError, atomic};
+
+/// The contents of an ML input file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputData {
+    /// (N images, P pooled pixels, C channels).
+    pub data: Array3<f32>,
+    /// Pooled (height, width); height * width = P.
+    pub shape: (usize, usize),
+    /// One-hot type labels (N, types), in one-hot mode.
+    pub labels: Option<Array2<f32>>,
+}
+
+/// Writes `input` to `path` atomically.
+pub fn write_input(path: &Path, input: &InputData) -> Result<(), IoError> {
+    let shape = Array1::from(vec![input.shape.0 as i64, input.shape.1 as i64]);
+    atomic::write_with(path, |w| {
+        let mut npz = NpzWriter::new(w);
+        npz.add_array("data", &input.data).map_err(|e| e.to_string())?;
+        npz.add_array("shape", &shape).map_err(|e| e.to_string())?;
+        if let Some(labels) = &input.labels {
+            npz.add_array("labels", labels).map_err(|e| e.to_string())?;
+        }
+        npz.finish().map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+/// Reads an ML input file and checks that its arrays agree with each other.
+pub fn read_input(path: &Path) -> Result<InputData, IoError> {
+    let bad = |reason: String| IoError::Npz {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(|source| IoError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut npz = NpzReader::new(file).map_err(|e| bad(e.to_string()))?;
+    let names = npz.names().map_err(|e| bad(e.to_string()))?;
+    let has = |n: &str| names.iter().any(|x| x == n || x == &format!("{n}.npy"));
+    let data: Array3<f32> = npz
+        .by_name("data")
+        .map_err(|e| bad(format!("array `data` (float32, 3-D): {e}")))?;
+    let shape: Array1<i64> = npz
+        .by_name("shape")
+        .map_err(|e| bad(format!("array `shape` (int64, 1-D): {e}")))?;
+    if shape.len() != 2 || shape.iter().any(|&v| v < 0) {
+        return Err(bad(format!("`shape` must hold two non-negative sizes, found {shape}")));
+    }
+    let hw = (shape[0] as usize, shape[1] as usize);
+    if hw.0 * hw.1 != data.dim().1 {
+        return Err(bad(format!(
+            "`shape` {}x{} does not match the {} pixels per image in `data`",
+            hw.0,
+            hw.1,
+            data.dim().1
+        )));
+    }
+    let labels = if has("labels") {
+        let l: Array2<f32> = npz
+            .by_name("labels")
+            .map_err(|e| bad(format!("array `labels` (float32, 2-D): {e}")))?;
+        if l.dim().0 != data.dim().0 {
+            return Err(bad(format!(
+                "`labels` has {} rows but `data` has {} images",
+                l.dim().0,
+                data.dim().0
+            )));
+        }
+        Some(l)
+    } else {
+        None
+    };
+    Ok(InputData {
+        data,
+        shape: hw,
+        labels,
+    })
+}
+
+/// The npz path of a component's type: `<type_root>/<file_name>`.
+pub fn input_path(type_root: &Path, file_name: &str) -> PathBuf {
+    type_root.join(file_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_with_and_without_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.npz");
+        let data = Array3::from_shape_fn((3, 6, 2), |(n, p, c)| (n * 100 + p * 10 + c) as f32);
+        let mut input = InputData { data, shape: (2, 3), labels: None };
+        write_input(&p, &input).unwrap();
+        assert_eq!(read_input(&p).unwrap(), input);
+        input.labels = Some(Array2::from_shape_fn((3, 2), |(n, t)| f32::from(u8::from(n % 2 == t))));
+        write_input(&p, &input).unwrap();
+        assert_eq!(read_input(&p).unwrap(), input);
+    }
+
+    #[test]
+    fn inconsistent_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.npz");
+        let input = InputData { data: Array3::zeros((1, 6, 1)), shape: (2, 2), labels: None };
+        write_input(&p, &input).unwrap();
+        let e = read_input(&p).unwrap_err().to_string();
+        assert!(e.contains("does not match"), "{e}");
+        std::fs::write(&p, b"not a zip").unwrap();
+        assert!(read_input(&p).unwrap_err().to_string().contains("out.npz"));
+    }
+}
