@@ -153,7 +153,9 @@ impl Rng {
 }
 
 fn hash2(x: i64, y: i64, seed: u64) -> u64 {
-    let mut r = Rng::new(seed ^ (x as u64).wrapping_mul(0x9E37_79B9) ^ (y as u64).wrapping_mul(0x85EB_CA6B) << 1);
+    let mut r = Rng::new(
+        seed ^ (x as u64).wrapping_mul(0x9E37_79B9) ^ (y as u64).wrapping_mul(0x85EB_CA6B) << 1,
+    );
     r.next_u64()
 }
 
@@ -168,7 +170,11 @@ fn material(ty: usize, u: f32, v: f32, defect: Option<&Defect>) -> Option<[f32; 
     let row = ((v - 10.0) / pitch).floor();
     let in_rows = v >= 10.0 && row < 8.0;
     let rv = v - 10.0 - row * pitch;
-    let jog = if ty == 1 { ((u - 100.0).max(0.0) * 0.25).min(4.0) } else { 0.0 };
+    let jog = if ty == 1 {
+        ((u - 100.0).max(0.0) * 0.25).min(4.0)
+    } else {
+        0.0
+    };
     let on_trace = in_rows && (rv - jog) >= 0.0 && (rv - jog) < 4.5 && (30.0..175.0).contains(&u);
     if on_trace {
         let missing = matches!(defect, Some(Defect::MissingTrace { row: r, u0, u1 })
@@ -178,7 +184,10 @@ fn material(ty: usize, u: f32, v: f32, defect: Option<&Defect>) -> Option<[f32; 
         }
     }
     // Pads at the trace ends.
-    if in_rows && rv < 7.0 && ((178.0..188.0).contains(&u) || (ty == 1 && (16.0..26.0).contains(&u))) {
+    if in_rows
+        && rv < 7.0
+        && ((178.0..188.0).contains(&u) || (ty == 1 && (16.0..26.0).contains(&u)))
+    {
         c = GOLD;
     }
     // A vertical bus on the front.
@@ -189,7 +198,7 @@ fn material(ty: usize, u: f32, v: f32, defect: Option<&Defect>) -> Option<[f32; 
     if (108.0..116.0).contains(&v) && (40.0..160.0).contains(&u) {
         let gx = ((u - 40.0) / 2.0) as i64;
         let gy = ((v - 108.0) / 2.0) as i64;
-        if gx % 4 != 3 && hash2(gx, gy, 11 + ty as u64) % 3 == 0 {
+        if gx % 4 != 3 && hash2(gx, gy, 11 + ty as u64).is_multiple_of(3) {
             c = INK;
         }
     }
@@ -203,7 +212,9 @@ fn material(ty: usize, u: f32, v: f32, defect: Option<&Defect>) -> Option<[f32; 
         Some(Defect::Scratch { from, to }) if dist_to_segment((u, v), *from, *to) < 0.9 => {
             c = [245.0, 245.0, 240.0];
         }
-        Some(Defect::Spot { at, radius }) if (u - at.0).powi(2) + (v - at.1).powi(2) < radius * radius => {
+        Some(Defect::Spot { at, radius })
+            if (u - at.0).powi(2) + (v - at.1).powi(2) < radius * radius =>
+        {
             c = [45.0, 35.0, 25.0];
         }
         Some(Defect::Discolour { at, radius })
@@ -219,19 +230,35 @@ fn material(ty: usize, u: f32, v: f32, defect: Option<&Defect>) -> Option<[f32; 
 fn dist_to_segment(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let len2 = dx * dx + dy * dy;
-    let t = if len2 > 0.0 { (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
+    let t = if len2 > 0.0 {
+        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     ((p.0 - a.0 - t * dx).powi(2) + (p.1 - a.1 - t * dy).powi(2)).sqrt()
 }
 
 /// Renders one photo of a part of type `ty` (0 or 1), with an optional defect. Returns the image
 /// and the defect's mask (255 where the defect changed the part).
-pub fn render(width: u32, height: u32, ty: usize, pose: &Pose, defect: Option<&Defect>) -> (RgbImage, GrayImage) {
-    let (cx, cy) = (width as f32 / 2.0 + pose.shift.0, height as f32 / 2.0 + pose.shift.1);
+pub fn render(
+    width: u32,
+    height: u32,
+    ty: usize,
+    pose: &Pose,
+    defect: Option<&Defect>,
+) -> (RgbImage, GrayImage) {
+    let (cx, cy) = (
+        width as f32 / 2.0 + pose.shift.0,
+        height as f32 / 2.0 + pose.shift.1,
+    );
     let (s, c) = pose.angle.sin_cos();
     // Image -> part coordinates (the inverse of the pose).
     let to_part = |x: f32, y: f32| {
         let (dx, dy) = ((x - cx) / pose.scale, (y - cy) / pose.scale);
-        (c * dx + s * dy + PART_W / 2.0, -s * dx + c * dy + PART_H / 2.0)
+        (
+            c * dx + s * dy + PART_W / 2.0,
+            -s * dx + c * dy + PART_H / 2.0,
+        )
     };
     let mut img = RgbImage::new(width, height);
     let mut mask = GrayImage::new(width, height);
@@ -251,7 +278,9 @@ pub fn render(width: u32, height: u32, ty: usize, pose: &Pose, defect: Option<&D
             }
             let n = hash2(i64::from(x), i64::from(y), pose.noise_seed);
             let noise = (n % 7) as f32 - 3.0;
-            let px = acc.map(|a| (a / 4.0 + if a > 0.0 { noise } else { (n % 5) as f32 }).clamp(0.0, 255.0) as u8);
+            let px = acc.map(|a| {
+                (a / 4.0 + if a > 0.0 { noise } else { (n % 5) as f32 }).clamp(0.0, 255.0) as u8
+            });
             img.put_pixel(x, y, Rgb(px));
             if let Some(d) = defect {
                 let (u, v) = to_part(x as f32 + 0.5, y as f32 + 0.5);
@@ -282,7 +311,10 @@ pub fn random_defect(rng: &mut Rng, k: usize) -> Defect {
             let from = (rng.uniform(40.0, 100.0), rng.uniform(15.0, 60.0));
             Defect::Scratch {
                 from,
-                to: (from.0 + rng.uniform(30.0, 60.0), from.1 + rng.uniform(15.0, 40.0)),
+                to: (
+                    from.0 + rng.uniform(30.0, 60.0),
+                    from.1 + rng.uniform(15.0, 40.0),
+                ),
             }
         }
         1 => Defect::Spot {
@@ -335,7 +367,10 @@ pub fn generate(dir: &Path, spec: &DemoSpec) -> Result<DemoData, IoError> {
         }
         for i in 0..spec.good_validate_per_type {
             jobs.push(Job {
-                path: data.validate.join(name).join(format!("{name}_good_{i:03}.png")),
+                path: data
+                    .validate
+                    .join(name)
+                    .join(format!("{name}_good_{i:03}.png")),
                 mask_path: None,
                 ty,
                 pose: random_pose(&mut rng),
@@ -370,7 +405,13 @@ mod tests {
     use super::*;
 
     fn pose() -> Pose {
-        Pose { angle: 0.0, shift: (0.0, 0.0), scale: 1.0, gain: 1.0, noise_seed: 1 }
+        Pose {
+            angle: 0.0,
+            shift: (0.0, 0.0),
+            scale: 1.0,
+            gain: 1.0,
+            noise_seed: 1,
+        }
     }
 
     #[test]
@@ -392,7 +433,11 @@ mod tests {
             let (bad, mask) = render(320, 240, k % 2, &pose(), Some(&d));
             let masked = mask.pixels().filter(|m| m.0[0] == 255).count();
             assert!(masked > 20, "{} mask has {masked} pixels", d.name());
-            let changed = good.pixels().zip(bad.pixels()).filter(|(a, b)| a != b).count();
+            let changed = good
+                .pixels()
+                .zip(bad.pixels())
+                .filter(|(a, b)| a != b)
+                .count();
             assert!(changed > 20, "{} changed {changed} pixels", d.name());
         }
     }
@@ -401,7 +446,10 @@ mod tests {
     fn generation_is_deterministic() {
         let mut a = Rng::new(9);
         let mut b = Rng::new(9);
-        assert_eq!(random_pose(&mut a).noise_seed, random_pose(&mut b).noise_seed);
+        assert_eq!(
+            random_pose(&mut a).noise_seed,
+            random_pose(&mut b).noise_seed
+        );
         let (x, _) = render(64, 48, 1, &random_pose(&mut a), None);
         let (y, _) = render(64, 48, 1, &random_pose(&mut b), None);
         assert_eq!(x, y);

@@ -66,10 +66,10 @@ pub fn set_log_file(path: &Path) -> Result<(), String> {
 
 /// Stops writing to the log file.
 pub fn close_log_file() {
-    if let Some(logger) = LOGGER.get() {
-        if let Ok(mut slot) = logger.file.lock() {
-            *slot = None;
-        }
+    if let Some(logger) = LOGGER.get()
+        && let Ok(mut slot) = logger.file.lock()
+    {
+        *slot = None;
     }
 }
 
@@ -77,11 +77,10 @@ pub fn close_log_file() {
 /// not a terminal.
 pub fn progress(len: u64, message: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
-    let style = ProgressStyle::with_template(
-        "{msg:24!} [{bar:30}] {pos}/{len} {per_sec:>10} eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{msg:24!} [{bar:30}] {pos}/{len} {per_sec:>10} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(message.to_string());
     match LOGGER.get() {
@@ -103,10 +102,10 @@ impl Log for Logger {
             return;
         }
         let msg = record.args().to_string();
-        if let Ok(mut slot) = self.file.lock() {
-            if let Some((_, f)) = slot.as_mut() {
-                let _ = writeln!(f, "{} {:<5} {msg}", utc_now(), record.level());
-            }
+        if let Ok(mut slot) = self.file.lock()
+            && let Some((_, f)) = slot.as_mut()
+        {
+            let _ = writeln!(f, "{} {:<5} {msg}", utc_now(), record.level());
         }
         if !self.quiet {
             let prefix = match record.level() {
@@ -119,10 +118,10 @@ impl Log for Logger {
     }
 
     fn flush(&self) {
-        if let Ok(mut slot) = self.file.lock() {
-            if let Some((_, f)) = slot.as_mut() {
-                let _ = f.flush();
-            }
+        if let Ok(mut slot) = self.file.lock()
+            && let Some((_, f)) = slot.as_mut()
+        {
+            let _ = f.flush();
         }
     }
 }
@@ -166,6 +165,6 @@ mod tests {
     fn utc_formatting() {
         assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_utc(1_798_675_199), "2026-12-31T23:59:59Z");
+        assert_eq!(format_utc(1_798_761_599), "2026-12-31T23:59:59Z");
     }
 }

@@ -17,7 +17,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Summary> {
     let root = root
         .canonicalize()
         .with_context(|| format!("{}: cannot resolve the demo folder", root.display()))?;
-    log::info!("demo: generating a synthetic component in {}", root.display());
+    log::info!(
+        "demo: generating a synthetic component in {}",
+        root.display()
+    );
     let spec = crate::demo::DemoSpec {
         good_per_type: args.images.max(2),
         seed: args.seed,
@@ -52,10 +55,16 @@ fn write_configs(dir: &Path, root: &Path) -> anyhow::Result<()> {
         )
         .replace(
             "validate_out_path: &validate_out_path \"./validate\"",
-            &format!("validate_out_path: &validate_out_path {}", quoted(&root.join("validate"))),
+            &format!(
+                "validate_out_path: &validate_out_path {}",
+                quoted(&root.join("validate"))
+            ),
         )
         .replace("Data_set_R0_Triplet_Data_F1_2ps_6var", "demo_flex")
-        .replace("Data_set_R0_Triplet_Data_F1_d1_2ps_6var", "demo_flex_validate");
+        .replace(
+            "Data_set_R0_Triplet_Data_F1_d1_2ps_6var",
+            "demo_flex_validate",
+        );
     crate::io::atomic::write_bytes(&dir.join("parameters.yaml"), params.as_bytes())?;
     crate::io::atomic::write_bytes(&dir.join("paths.yaml"), paths.as_bytes())?;
     Ok(())

@@ -73,6 +73,9 @@ fn default_types(cfg: &Config) -> anyhow::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
+/// One image's (P, C) rows and its pooled (height, width).
+type Rows = (Array2<f32>, (usize, usize));
+
 /// One image after the first pass.
 struct Scanned {
     type_index: usize,
@@ -111,9 +114,10 @@ fn build_logged(
     let mut files: Vec<(usize, PathBuf)> = Vec::new();
     for (i, (name, dir)) in sources.iter().enumerate() {
         match list_images(dir) {
-            Ok(list) if list.is_empty() => {
-                summary.fail(dir, format!("{}: no images in folder (type {name})", dir.display()))
-            }
+            Ok(list) if list.is_empty() => summary.fail(
+                dir,
+                format!("{}: no images in folder (type {name})", dir.display()),
+            ),
             Ok(list) => files.extend(list.into_iter().map(|p| (i, p))),
             Err(e) => summary.fail(dir, e),
         }
@@ -133,7 +137,9 @@ fn build_logged(
             let r = load_rgb8(path).map(|img| {
                 let bytes = img.as_raw().len();
                 let keep = budget
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(bytes))
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                        b.checked_sub(bytes)
+                    })
                     .is_ok();
                 Scanned {
                     type_index: *ti,
@@ -153,11 +159,23 @@ fn build_logged(
     for r in scanned {
         match r {
             Ok(s) => good.push(s),
-            Err(e) => summary.fail(&error_path(&e), e),
+            Err(e) => summary.fail(e.path(), &e),
         }
     }
-    let Some(size) = good.first().map(|s| s.size) else {
-        summary.warn(format!("make_input {label}: no image could be read; no output written"));
+    // The most common size is the type's size (ties: the first in sorted order), so one odd
+    // photo sorted first does not reject all the others.
+    let mut counts: Vec<((u32, u32), usize)> = Vec::new();
+    for s in &good {
+        match counts.iter_mut().find(|(sz, _)| *sz == s.size) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((s.size, 1)),
+        }
+    }
+    let best = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let Some(size) = counts.iter().find(|(_, n)| *n == best).map(|(sz, _)| *sz) else {
+        summary.warn(format!(
+            "make_input {label}: no image could be read; no output written"
+        ));
         return Ok(());
     };
     good.retain(|s| {
@@ -167,7 +185,7 @@ fn build_logged(
         summary.fail(
             &s.path,
             format!(
-                "{}: image is {}x{} but the folder's first image is {}x{}; all images of a type must have the same size (align them first)",
+                "{}: image is {}x{} but most images of this type are {}x{}; all images of a type must have the same size (align them first)",
                 s.path.display(),
                 s.size.0,
                 s.size.1,
@@ -180,7 +198,12 @@ fn build_logged(
 
     let crop_box = if pp.zero_pruning {
         match good.iter().filter_map(|s| s.fg).reduce(crop::union) {
-            Some(bb) => Some(crop::padded(bb, pp.zero_pruning_padding as u32, size.0, size.1)),
+            Some(bb) => Some(crop::padded(
+                bb,
+                pp.zero_pruning_padding as u32,
+                size.0,
+                size.1,
+            )),
             None => {
                 summary.warn(format!(
                     "make_input {label}: no pixel above bg_threshold {} in any image; using the whole image",
@@ -215,7 +238,7 @@ fn build_logged(
 
     // Pass 2: channels and pooling.
     let bar = crate::logging::progress(good.len() as u64, &format!("features {label}"));
-    let rows: Vec<Result<(Array2<f32>, (usize, usize)), crate::io::IoError>> = good
+    let rows: Vec<Result<Rows, crate::io::IoError>> = good
         .par_iter_mut()
         .map(|s| {
             let img = match s.image.take() {
@@ -286,7 +309,12 @@ fn build_logged(
         tool: "pixal".into(),
         version: crate::VERSION.into(),
         config_hash: cfg.hash.clone(),
-        mode: if out_ty.is_some() { "per_type" } else { "one_hot" }.into(),
+        mode: if out_ty.is_some() {
+            "per_type"
+        } else {
+            "one_hot"
+        }
+        .into(),
         types: sources.iter().map(|(n, _)| n.clone()).collect(),
         preprocessor: RawPreprocessor {
             file_name: pp.file_name.clone(),
@@ -301,8 +329,14 @@ fn build_logged(
         image_size: [size.0, size.1],
         pooled_shape: [pooled.0, pooled.1],
         input_dim: p * c,
-        files: kept.iter().map(|(s, _)| s.path.display().to_string()).collect(),
-        row_types: kept.iter().map(|(s, _)| sources[s.type_index].0.clone()).collect(),
+        files: kept
+            .iter()
+            .map(|(s, _)| s.path.display().to_string())
+            .collect(),
+        row_types: kept
+            .iter()
+            .map(|(s, _)| sources[s.type_index].0.clone())
+            .collect(),
         reference_image: None,
         npz: pp.file_name.clone(),
     };
@@ -321,20 +355,4 @@ fn build_logged(
         pooled.1
     );
     Ok(())
-}
-
-/// The file an I/O error is about.
-fn error_path(e: &crate::io::IoError) -> PathBuf {
-    use crate::io::IoError as E;
-    match e {
-        E::Read { path, .. }
-        | E::UnsupportedExtension { path }
-        | E::Decode { path, .. }
-        | E::PixelFormat { path, .. }
-        | E::ListDir { path, .. }
-        | E::Write { path, .. }
-        | E::Encode { path, .. }
-        | E::Npz { path, .. }
-        | E::Metadata { path, .. } => path.clone(),
-    }
 }

@@ -91,17 +91,23 @@ impl Summary {
 
     /// 0 when nothing failed, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
-        if self.failed.is_empty() { EXIT_OK } else { EXIT_FAILED_INPUTS }
+        if self.failed.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_FAILED_INPUTS
+        }
     }
 }
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     crate::logging::init(cli.verbose, cli.quiet);
-    if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global() {
-            log::debug!("thread pool already set up: {e}");
-        }
+    if let Some(n) = cli.threads
+        && let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+    {
+        log::debug!("thread pool already set up: {e}");
     }
     let json = cli.json;
     let result = dispatch(cli);
@@ -125,7 +131,9 @@ pub fn run(cli: Cli) -> i32 {
 
 /// 2 for usage and configuration errors, 1 for anything else.
 pub fn exit_code_of(e: &anyhow::Error) -> i32 {
-    if e.chain().any(|c| c.is::<ConfigError>() || c.is::<UsageError>()) {
+    if e.chain()
+        .any(|c| c.is::<ConfigError>() || c.is::<UsageError>())
+    {
         EXIT_USAGE
     } else {
         EXIT_FAILED_INPUTS
@@ -136,7 +144,10 @@ fn report(summary: &Summary, json: bool) {
     if json {
         let mut v = serde_json::to_value(summary).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
-            o.insert("ok".into(), serde_json::Value::Bool(summary.failed.is_empty()));
+            o.insert(
+                "ok".into(),
+                serde_json::Value::Bool(summary.failed.is_empty()),
+            );
             o.insert("exit_code".into(), summary.exit_code().into());
         }
         println!("{v}");
@@ -208,13 +219,19 @@ pub fn discover_types(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
         .with_context(|| format!("{}: cannot list folder", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     subdirs.sort();
     let mut types = Vec::new();
     for d in subdirs {
         if has_images(&d) {
-            let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = d
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             types.push((name, d));
         }
     }

@@ -169,7 +169,12 @@ impl Layout {
     }
 
     fn validate_side(&self, entry: &str, default_rel: &str, ty: Option<&str>) -> PathBuf {
-        insert_type(&self.validate_root, self.entries.get(entry), default_rel, ty)
+        insert_type(
+            &self.validate_root,
+            self.entries.get(entry),
+            default_rel,
+            ty,
+        )
     }
 
     /// `out/<component>/<type>`: where the type's `out.npz` lives.
@@ -189,12 +194,20 @@ impl Layout {
 
     /// `.../preprocessed_images/background_removed`.
     pub fn background_removed(&self, ty: Option<&str>) -> PathBuf {
-        self.model_side("remove_background_path", "preprocessed_images/background_removed", ty)
+        self.model_side(
+            "remove_background_path",
+            "preprocessed_images/background_removed",
+            ty,
+        )
     }
 
     /// `.../preprocessed_images/aligned_images`.
     pub fn aligned_images(&self, ty: Option<&str>) -> PathBuf {
-        self.model_side("aligned_images_path", "preprocessed_images/aligned_images", ty)
+        self.model_side(
+            "aligned_images_path",
+            "preprocessed_images/aligned_images",
+            ty,
+        )
     }
 
     /// `.../figures`.
@@ -224,7 +237,11 @@ impl Layout {
 
     /// Validate side: `.../preprocessed_images`.
     pub fn validate_preprocessed_images(&self, ty: Option<&str>) -> PathBuf {
-        self.validate_side("validate_preprocessed_images_path", "preprocessed_images", ty)
+        self.validate_side(
+            "validate_preprocessed_images_path",
+            "preprocessed_images",
+            ty,
+        )
     }
 
     /// Validate side: `.../preprocessed_images/background_removed`.
@@ -252,7 +269,11 @@ impl Layout {
 
     /// Validate side: `.../figures/aligned_metrics`.
     pub fn validate_aligned_metrics(&self, ty: Option<&str>) -> PathBuf {
-        self.validate_side("validate_aligned_metrics_path", "figures/aligned_metrics", ty)
+        self.validate_side(
+            "validate_aligned_metrics_path",
+            "figures/aligned_metrics",
+            ty,
+        )
     }
 
     /// Validate side: `.../metadata` (the original has no entry for it; pixal derives it).
@@ -275,7 +296,12 @@ fn with_type(root: &Path, ty: Option<&str>) -> PathBuf {
 
 /// Inserts the type folder right below the component root. An entry that the user pointed
 /// outside the component root is used as it is (no insertion is possible there).
-fn insert_type(root: &Path, entry: Option<&PathBuf>, default_rel: &str, ty: Option<&str>) -> PathBuf {
+fn insert_type(
+    root: &Path,
+    entry: Option<&PathBuf>,
+    default_rel: &str,
+    ty: Option<&str>,
+) -> PathBuf {
     let rel = match entry {
         Some(p) => match p.strip_prefix(root) {
             Ok(rel) => rel.to_path_buf(),
@@ -306,14 +332,22 @@ mod tests {
         assert_eq!(l.type_root(t), p(&format!("{c}/F1_Front")));
         assert_eq!(
             l.background_removed(t),
-            p(&format!("{c}/F1_Front/preprocessed_images/background_removed"))
+            p(&format!(
+                "{c}/F1_Front/preprocessed_images/background_removed"
+            ))
         );
         assert_eq!(
             l.aligned_images(t),
             p(&format!("{c}/F1_Front/preprocessed_images/aligned_images"))
         );
-        assert_eq!(l.preprocessed_images(t), p(&format!("{c}/F1_Front/preprocessed_images")));
-        assert_eq!(l.aligned_metrics(t), p(&format!("{c}/F1_Front/figures/aligned_metrics")));
+        assert_eq!(
+            l.preprocessed_images(t),
+            p(&format!("{c}/F1_Front/preprocessed_images"))
+        );
+        assert_eq!(
+            l.aligned_metrics(t),
+            p(&format!("{c}/F1_Front/figures/aligned_metrics"))
+        );
         assert_eq!(l.figures(t), p(&format!("{c}/F1_Front/figures")));
         assert_eq!(l.metadata(t), p(&format!("{c}/F1_Front/metadata")));
         assert_eq!(l.logs(t), p(&format!("{c}/F1_Front/logs")));
@@ -322,7 +356,9 @@ mod tests {
         assert_eq!(l.validate_type_root(t), p(&format!("{v}/F1_Front")));
         assert_eq!(
             l.validate_background_removed(t),
-            p(&format!("{v}/F1_Front/preprocessed_images/background_removed"))
+            p(&format!(
+                "{v}/F1_Front/preprocessed_images/background_removed"
+            ))
         );
         assert_eq!(
             l.validate_aligned_images(t),
@@ -368,7 +404,10 @@ mod tests {
 
     #[test]
     fn unknown_entry_is_named_with_line_and_suggestion() {
-        let text = shipped().replace("metadata_path: &metadata_path", "metdata_path: &metadata_path");
+        let text = shipped().replace(
+            "metadata_path: &metadata_path",
+            "metdata_path: &metadata_path",
+        );
         let err = Layout::from_yaml(&text, Path::new("paths.yaml")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("unknown key `metdata_path`"), "{msg}");

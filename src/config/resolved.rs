@@ -256,7 +256,10 @@ impl Ctx<'_> {
             .unwrap_or_default();
         Err(self.invalid(
             key,
-            format!("unknown value `{v}`{hint}; expected one of: {}", names.join(", ")),
+            format!(
+                "unknown value `{v}`{hint}; expected one of: {}",
+                names.join(", ")
+            ),
         ))
     }
 }
@@ -265,7 +268,12 @@ impl Ctx<'_> {
 pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
-        .map(|c| (strsim::jaro_winkler(&word.to_lowercase(), &c.to_lowercase()), *c))
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&word.to_lowercase(), &c.to_lowercase()),
+                *c,
+            )
+        })
         .filter(|(score, _)| *score >= 0.75)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
@@ -283,7 +291,11 @@ impl Parameters {
     }
 
     /// Validates already-parsed raw parameters.
-    pub fn from_raw(raw: &RawParameters, text: &str, path: &Path) -> Result<Parameters, ConfigError> {
+    pub fn from_raw(
+        raw: &RawParameters,
+        text: &str,
+        path: &Path,
+    ) -> Result<Parameters, ConfigError> {
         let cx = Ctx { path, text };
         let p = &raw.preprocessing;
         let pp = &p.preprocessor;
@@ -295,7 +307,11 @@ impl Parameters {
                     "has {} entries but `channels` selects {} ({}); give one weight per channel",
                     pp.weights.len(),
                     channels.len(),
-                    channels.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+                    channels
+                        .iter()
+                        .map(|c| c.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -342,8 +358,10 @@ impl Parameters {
                     a.number_of_points,
                     0,
                 )?,
-                ransac_threshold: cx
-                    .positive("preprocessing.alignment.ransac_threshold", a.ransac_threshold)?,
+                ransac_threshold: cx.positive(
+                    "preprocessing.alignment.ransac_threshold",
+                    a.ransac_threshold,
+                )?,
                 min_score_threshold: a.min_score_threshold,
                 max_mse_threshold: cx.non_negative(
                     "preprocessing.alignment.MAX_MSE_THRESHOLD",
@@ -450,7 +468,10 @@ impl Parameters {
         if pl.use_log_loss && pl.loss_cut <= 0.0 {
             return Err(cx.invalid(
                 "plotting.loss_cut",
-                format!("must be > 0 with use_log_loss (log10 of it is taken), found {}", pl.loss_cut),
+                format!(
+                    "must be > 0 with use_log_loss (log10 of it is taken), found {}",
+                    pl.loss_cut
+                ),
             ));
         }
         let plotting = Plotting {
@@ -506,7 +527,10 @@ fn resolve_channels(cx: &Ctx<'_>, list: &ChannelList) -> Result<Vec<Channel>, Co
                     .unwrap_or_default();
                 return Err(cx.invalid(
                     KEY,
-                    format!("unknown channel `{n}`{hint}; valid channels: {} or ALL", all.join(" ")),
+                    format!(
+                        "unknown channel `{n}`{hint}; valid channels: {} or ALL",
+                        all.join(" ")
+                    ),
                 ));
             }
         };
@@ -564,7 +588,6 @@ pub(crate) fn deser_error(
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,7 +608,10 @@ mod tests {
         let pp = &p.preprocessing.preprocessor;
         assert_eq!(pp.channels, vec![Channel::LabA, Channel::LabB]);
         assert_eq!(pp.weights, vec![3.0, 3.0]);
-        assert_eq!((pp.pool_size, pp.zero_pruning_padding, pp.bg_threshold), (2, 5, 15));
+        assert_eq!(
+            (pp.pool_size, pp.zero_pruning_padding, pp.bg_threshold),
+            (2, 5, 15)
+        );
         let m = &p.model_training;
         assert_eq!(m.autoencoder_architecture, vec![512, 256, 128, 64]);
         assert_eq!(m.loss_function, LossFunction::Huber);
@@ -624,7 +650,9 @@ mod tests {
         let line = text.lines().position(|l| l.contains("pool_sise")).unwrap() + 1;
         let msg = err(&text);
         assert!(
-            msg.starts_with(&format!("parameters.yaml:{line}: unknown key `preprocessing.preprocessor.pool_sise`")),
+            msg.starts_with(&format!(
+                "parameters.yaml:{line}: unknown key `preprocessing.preprocessor.pool_sise`"
+            )),
             "{msg}"
         );
         assert!(msg.contains("did you mean `pool_size`"), "{msg}");
@@ -640,8 +668,10 @@ mod tests {
 
     #[test]
     fn uppercase_keys_are_known() {
-        let p = parse("preprocessing:\n  alignment:\n    MIN_GOOD_MATCHES: 30\n    MAX_MSE_THRESHOLD: 5\n")
-            .unwrap();
+        let p = parse(
+            "preprocessing:\n  alignment:\n    MIN_GOOD_MATCHES: 30\n    MAX_MSE_THRESHOLD: 5\n",
+        )
+        .unwrap();
         assert_eq!(p.preprocessing.alignment.min_good_matches, 30);
         assert_eq!(p.preprocessing.alignment.max_mse_threshold, 5.0);
     }
@@ -649,15 +679,42 @@ mod tests {
     #[test]
     fn range_and_type_errors_name_the_key() {
         let cases: &[(&str, &str)] = &[
-            ("preprocessing:\n  preprocessor:\n    pool_size: 0\n", "`preprocessing.preprocessor.pool_size`: must be at least 1"),
-            ("preprocessing:\n  preprocessor:\n    channels: [R, G]\n    weights: [1.0]\n", "`preprocessing.preprocessor.weights`: has 1 entries"),
-            ("preprocessing:\n  preprocessor:\n    channels: [LAB_a, LAB_bb]\n", "unknown channel `LAB_bb` (did you mean `LAB_b`?)"),
-            ("preprocessing:\n  preprocessor:\n    zero_pruning_padding: -3\n", "`preprocessing.preprocessor.zero_pruning_padding`: must be at least 0"),
-            ("preprocessing:\n  preprocessor:\n    bg_threshold: 300\n", "must be in 0..=255"),
-            ("model_training:\n  n_epochs: ten\n", "`model_training.n_epochs`"),
-            ("model_training:\n  loss_function: hubber\n", "did you mean `huber`"),
-            ("model_training:\n  learning_rate: fast\n", "`model_training.learning_rate`"),
-            ("model_training:\n  autoencoder_architecture: []\n", "at least one layer"),
+            (
+                "preprocessing:\n  preprocessor:\n    pool_size: 0\n",
+                "`preprocessing.preprocessor.pool_size`: must be at least 1",
+            ),
+            (
+                "preprocessing:\n  preprocessor:\n    channels: [R, G]\n    weights: [1.0]\n",
+                "`preprocessing.preprocessor.weights`: has 1 entries",
+            ),
+            (
+                "preprocessing:\n  preprocessor:\n    channels: [LAB_a, LAB_bb]\n",
+                "unknown channel `LAB_bb` (did you mean `LAB_b`?)",
+            ),
+            (
+                "preprocessing:\n  preprocessor:\n    zero_pruning_padding: -3\n",
+                "`preprocessing.preprocessor.zero_pruning_padding`: must be at least 0",
+            ),
+            (
+                "preprocessing:\n  preprocessor:\n    bg_threshold: 300\n",
+                "must be in 0..=255",
+            ),
+            (
+                "model_training:\n  n_epochs: ten\n",
+                "`model_training.n_epochs`",
+            ),
+            (
+                "model_training:\n  loss_function: hubber\n",
+                "did you mean `huber`",
+            ),
+            (
+                "model_training:\n  learning_rate: fast\n",
+                "`model_training.learning_rate`",
+            ),
+            (
+                "model_training:\n  autoencoder_architecture: []\n",
+                "at least one layer",
+            ),
         ];
         for (text, want) in cases {
             let msg = err(text);
@@ -678,9 +735,7 @@ mod tests {
         assert_eq!(p.preprocessing.preprocessor.channels.len(), 23);
         assert!((p.model_training.learning_rate - 1e-4).abs() < 1e-12);
         assert!((p.model_training.l1_regularization - 2e-3).abs() < 1e-12);
-        let p = parse(
-            "x_defaults: &d\n  patience: 7\n",
-        );
+        let p = parse("x_defaults: &d\n  patience: 7\n");
         assert!(p.is_err(), "unknown top-level key must be refused");
         let p = parse("model_training: &m\n  patience: 7\n  min_delta: 0.5\n").unwrap();
         assert_eq!(p.model_training.patience, 7);

@@ -36,10 +36,10 @@ pub(crate) fn find_key_line(text: &str, key_path: &[&str]) -> Option<usize> {
                 continue;
             }
             let indent = line.len() - content.len();
-            if let Some(p) = parent_indent {
-                if indent <= p {
-                    break;
-                }
+            if let Some(p) = parent_indent
+                && indent <= p
+            {
+                break;
             }
             if key_matches(content, key) {
                 hit = Some((i, indent));
@@ -57,10 +57,10 @@ pub(crate) fn find_key_line(text: &str, key_path: &[&str]) -> Option<usize> {
 fn key_matches(content: &str, key: &str) -> bool {
     let content = content.strip_prefix("- ").unwrap_or(content);
     for quoted in [key.to_string(), format!("\"{key}\""), format!("'{key}'")] {
-        if let Some(rest) = content.strip_prefix(&quoted) {
-            if rest.trim_start().starts_with(':') {
-                return true;
-            }
+        if let Some(rest) = content.strip_prefix(&quoted)
+            && rest.trim_start().starts_with(':')
+        {
+            return true;
         }
     }
     false

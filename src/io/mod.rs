@@ -20,7 +20,9 @@ pub enum IoError {
         source: std::io::Error,
     },
     /// The file's extension is not one pixal reads as an image.
-    #[error("{path}: not a supported image type (expected .jpg, .jpeg, .png, .webp, .tif or .tiff)")]
+    #[error(
+        "{path}: not a supported image type (expected .jpg, .jpeg, .png, .webp, .tif or .tiff)"
+    )]
     UnsupportedExtension {
         /// The file.
         path: PathBuf,
@@ -81,4 +83,21 @@ pub enum IoError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl IoError {
+    /// The file or folder the error is about.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            IoError::Read { path, .. }
+            | IoError::UnsupportedExtension { path }
+            | IoError::Decode { path, .. }
+            | IoError::PixelFormat { path, .. }
+            | IoError::ListDir { path, .. }
+            | IoError::Write { path, .. }
+            | IoError::Encode { path, .. }
+            | IoError::Npz { path, .. }
+            | IoError::Metadata { path, .. } => path,
+        }
+    }
 }

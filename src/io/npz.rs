@@ -25,7 +25,8 @@ pub fn write_input(path: &Path, input: &InputData) -> Result<(), IoError> {
     let shape = Array1::from(vec![input.shape.0 as i64, input.shape.1 as i64]);
     atomic::write_with(path, |w| {
         let mut npz = NpzWriter::new(w);
-        npz.add_array("data", &input.data).map_err(|e| e.to_string())?;
+        npz.add_array("data", &input.data)
+            .map_err(|e| e.to_string())?;
         npz.add_array("shape", &shape).map_err(|e| e.to_string())?;
         if let Some(labels) = &input.labels {
             npz.add_array("labels", labels).map_err(|e| e.to_string())?;
@@ -55,7 +56,9 @@ pub fn read_input(path: &Path) -> Result<InputData, IoError> {
         .by_name("shape")
         .map_err(|e| bad(format!("array `shape` (int64, 1-D): {e}")))?;
     if shape.len() != 2 || shape.iter().any(|&v| v < 0) {
-        return Err(bad(format!("`shape` must hold two non-negative sizes, found {shape}")));
+        return Err(bad(format!(
+            "`shape` must hold two non-negative sizes, found {shape}"
+        )));
     }
     let hw = (shape[0] as usize, shape[1] as usize);
     if hw.0 * hw.1 != data.dim().1 {
@@ -102,10 +105,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("out.npz");
         let data = Array3::from_shape_fn((3, 6, 2), |(n, p, c)| (n * 100 + p * 10 + c) as f32);
-        let mut input = InputData { data, shape: (2, 3), labels: None };
+        let mut input = InputData {
+            data,
+            shape: (2, 3),
+            labels: None,
+        };
         write_input(&p, &input).unwrap();
         assert_eq!(read_input(&p).unwrap(), input);
-        input.labels = Some(Array2::from_shape_fn((3, 2), |(n, t)| f32::from(u8::from(n % 2 == t))));
+        input.labels = Some(Array2::from_shape_fn((3, 2), |(n, t)| {
+            f32::from(u8::from(n % 2 == t))
+        }));
         write_input(&p, &input).unwrap();
         assert_eq!(read_input(&p).unwrap(), input);
     }
@@ -114,7 +123,11 @@ mod tests {
     fn inconsistent_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("out.npz");
-        let input = InputData { data: Array3::zeros((1, 6, 1)), shape: (2, 2), labels: None };
+        let input = InputData {
+            data: Array3::zeros((1, 6, 1)),
+            shape: (2, 2),
+            labels: None,
+        };
         write_input(&p, &input).unwrap();
         let e = read_input(&p).unwrap_err().to_string();
         assert!(e.contains("does not match"), "{e}");

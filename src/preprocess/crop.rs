@@ -56,7 +56,10 @@ impl CropBox {
 
     /// True when the box lies inside an image of this size and is not empty.
     pub fn fits(&self, width: u32, height: u32) -> bool {
-        self.x_min < self.x_max && self.y_min < self.y_max && self.x_max <= width && self.y_max <= height
+        self.x_min < self.x_max
+            && self.y_min < self.y_max
+            && self.x_max <= width
+            && self.y_max <= height
     }
 }
 
@@ -164,7 +167,12 @@ mod tests {
         img.put_pixel(9, 7, Rgb([15, 15, 15]));
         assert_eq!(
             foreground_bbox(&img, 15),
-            Some(BBox { y_min: 3, y_max: 6, x_min: 2, x_max: 8 })
+            Some(BBox {
+                y_min: 3,
+                y_max: 6,
+                x_min: 2,
+                x_max: 8
+            })
         );
         assert_eq!(foreground_bbox(&RgbImage::new(4, 4), 15), None);
         assert_eq!(foreground_bbox(&RgbImage::new(0, 0), 15), None);
@@ -172,30 +180,72 @@ mod tests {
 
     #[test]
     fn padding_is_clamped() {
-        let bb = BBox { y_min: 1, y_max: 6, x_min: 2, x_max: 8 };
+        let bb = BBox {
+            y_min: 1,
+            y_max: 6,
+            x_min: 2,
+            x_max: 8,
+        };
         let c = padded(bb, 5, 10, 8);
-        assert_eq!((c.y_min, c.y_max, c.x_min, c.x_max, c.padding), (0, 8, 0, 10, 5));
+        assert_eq!(
+            (c.y_min, c.y_max, c.x_min, c.x_max, c.padding),
+            (0, 8, 0, 10, 5)
+        );
         let c = padded(bb, 1, 10, 8);
         assert_eq!((c.y_min, c.y_max, c.x_min, c.x_max), (0, 7, 1, 9));
     }
 
     #[test]
     fn union_covers_both() {
-        let a = BBox { y_min: 1, y_max: 3, x_min: 5, x_max: 6 };
-        let b = BBox { y_min: 2, y_max: 9, x_min: 0, x_max: 4 };
-        assert_eq!(union(a, b), BBox { y_min: 1, y_max: 9, x_min: 0, x_max: 6 });
+        let a = BBox {
+            y_min: 1,
+            y_max: 3,
+            x_min: 5,
+            x_max: 6,
+        };
+        let b = BBox {
+            y_min: 2,
+            y_max: 9,
+            x_min: 0,
+            x_max: 4,
+        };
+        assert_eq!(
+            union(a, b),
+            BBox {
+                y_min: 1,
+                y_max: 9,
+                x_min: 0,
+                x_max: 6
+            }
+        );
     }
 
     #[test]
     fn recenter_keeps_size_and_follows_the_part() {
-        let stored = CropBox { y_min: 10, y_max: 30, x_min: 10, x_max: 50, padding: 2 };
+        let stored = CropBox {
+            y_min: 10,
+            y_max: 30,
+            x_min: 10,
+            x_max: 50,
+            padding: 2,
+        };
         // Part moved right by 7 and down by 3.
-        let fg = BBox { y_min: 15, y_max: 31, x_min: 19, x_max: 55 };
+        let fg = BBox {
+            y_min: 15,
+            y_max: 31,
+            x_min: 19,
+            x_max: 55,
+        };
         let c = recenter(&stored, Some(fg), 100, 60).unwrap();
         assert_eq!((c.width(), c.height()), (40, 20));
         assert_eq!((c.x_min, c.y_min), (17, 13));
         // Near the border the box is shifted back inside.
-        let fg = BBox { y_min: 50, y_max: 60, x_min: 90, x_max: 100 };
+        let fg = BBox {
+            y_min: 50,
+            y_max: 60,
+            x_min: 90,
+            x_max: 100,
+        };
         let c = recenter(&stored, Some(fg), 100, 60).unwrap();
         assert_eq!((c.x_max, c.y_max), (100, 60));
         // Too small an image.
@@ -207,7 +257,16 @@ mod tests {
     #[test]
     fn crop_copies_the_region() {
         let img = img_with(10, 8, &[(4, 5)]);
-        let c = crop(&img, &CropBox { y_min: 4, y_max: 7, x_min: 3, x_max: 6, padding: 0 });
+        let c = crop(
+            &img,
+            &CropBox {
+                y_min: 4,
+                y_max: 7,
+                x_min: 3,
+                x_max: 6,
+                padding: 0,
+            },
+        );
         assert_eq!(c.dimensions(), (3, 3));
         assert_eq!(c.get_pixel(1, 1).0, [0, 0, 16]);
     }

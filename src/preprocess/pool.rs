@@ -6,7 +6,10 @@ use ndarray::{Array3, ArrayView3};
 
 /// The pooled (height, width) of an `h x w` map.
 pub fn pooled_dims(h: usize, w: usize, k: usize) -> (usize, usize) {
-    if k == 0 { (0, 0) } else { (h / k, w / k) }
+    match (h.checked_div(k), w.checked_div(k)) {
+        (Some(ph), Some(pw)) => (ph, pw),
+        _ => (0, 0),
+    }
 }
 
 /// Averages `k x k` blocks of an (H, W, C) map into an (H/k, W/k, C) map. `k = 1` copies.
@@ -47,7 +50,10 @@ mod tests {
     #[test]
     fn pools_blocks_and_drops_remainder() {
         // 5x4 map, 2 channels: channel 0 = row*10+col, channel 1 = 1.
-        let x = Array3::from_shape_fn((5, 4, 2), |(y, x, c)| if c == 0 { (y * 10 + x) as f32 } else { 1.0 });
+        let x = Array3::from_shape_fn(
+            (5, 4, 2),
+            |(y, x, c)| if c == 0 { (y * 10 + x) as f32 } else { 1.0 },
+        );
         let p = average_pool(x.view(), 2);
         assert_eq!(p.dim(), (2, 2, 2));
         assert_eq!(p[[0, 0, 0]], (0.0 + 1.0 + 10.0 + 11.0) / 4.0);

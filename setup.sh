@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs pixal on a Debian/Ubuntu machine that has Rust (cargo) and builds it in release mode.
+# Idempotent: running it again rebuilds only what changed and reinstalls the binary.
+#   bash setup.sh            install the `pixal` binary into ~/.cargo/bin
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup.sh: cargo not found. Install Rust first (https://rustup.rs), then run this again." >&2
+    exit 1
+fi
+
+# pixal's default build is pure Rust: no system libraries are needed.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+cargo install --locked --force --path . --target-dir "$CARGO_TARGET_DIR"
+
+bin="${CARGO_HOME:-$HOME/.cargo}/bin/pixal"
+echo "setup.sh: installed $("$bin" --version) at $bin"
+case ":$PATH:" in
+    *":$(dirname "$bin"):"*) ;;
+    *) echo "setup.sh: add $(dirname "$bin") to your PATH to run 'pixal' by name" >&2 ;;
+esac
