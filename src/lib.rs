@@ -21,6 +21,7 @@ pub mod demo;
 pub mod io;
 pub mod logging;
 pub mod preprocess;
+pub mod report;
 
 /// The version of this tool, recorded in every metadata file it writes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -43,8 +43,41 @@ where
         w.flush().map_err(wrap)?;
     }
     tmp.as_file().sync_all().map_err(wrap)?;
+    // tempfile creates files readable by the owner only; outputs are ordinary files, so give
+    // them the permissions a plain create would (0666 less the umask).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = 0o666 & !current_umask();
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(wrap)?;
+    }
     tmp.persist(path).map_err(|e| wrap(e.error))?;
     Ok(())
+}
+
+/// The process umask, read once (reading it means setting it, so it is restored at once and
+/// cached; this happens before any worker thread writes files).
+#[cfg(unix)]
+fn current_umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!(".pixal-umask-{}", std::process::id()));
+        // Creating a directory with mode 0777 shows which bits the umask removes.
+
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                use std::os::unix::fs::PermissionsExt;
+                let m = std::fs::metadata(&dir)
+                    .map(|m| m.permissions().mode() & 0o777)
+                    .unwrap_or(0o755);
+                let _ = std::fs::remove_dir(&dir);
+                0o777 & !m
+            }
+            Err(_) => 0o022,
+        }
+    })
 }
 
 /// Writes `bytes` to `path` atomically.
@@ -68,6 +101,18 @@ mod tests {
         assert!(!target.exists());
         let left: Vec<_> = std::fs::read_dir(dir.path().join("sub")).unwrap().collect();
         assert!(left.is_empty(), "temp file left behind: {left:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_are_readable_by_others_under_the_usual_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("p.txt");
+        write_bytes(&target, b"x").unwrap();
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !current_umask());
+        assert!(mode & 0o600 == 0o600);
     }
 
     #[test]

@@ -26,6 +26,17 @@ pub fn image_rows(
     let feats = features::compute_features(src, channels);
     let pooled = pool::average_pool(feats.view(), pool_size);
     let (ph, pw, c) = pooled.dim();
-    let rows = Array2::from_shape_fn((ph * pw, c), |(p, ch)| pooled[[p / pw, p % pw, ch]]);
+    // The pooled map is freshly allocated in standard layout, so this reshape never copies; the
+    // fallback only guards the impossible case.
+    let rows = match pooled.into_shape_with_order((ph * pw, c)) {
+        Ok(r) => r,
+        Err(e) => unreachable_layout(e, ph * pw, c),
+    };
     (rows, (ph, pw))
+}
+
+#[cold]
+fn unreachable_layout(e: ndarray::ShapeError, p: usize, c: usize) -> Array2<f32> {
+    log::error!("internal: pooled map could not be reshaped to ({p}, {c}): {e}");
+    Array2::from_elem((p, c), f32::NAN)
 }

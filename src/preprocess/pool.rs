@@ -17,27 +17,41 @@ pub fn average_pool(src: ArrayView3<'_, f32>, k: usize) -> Array3<f32> {
     let (h, w, c) = src.dim();
     let (ph, pw) = pooled_dims(h, w, k);
     let mut out = Array3::<f32>::zeros((ph, pw, c));
-    if ph == 0 || pw == 0 {
+    if ph == 0 || pw == 0 || c == 0 {
         return out;
     }
+    // Work on contiguous rows when the input has the standard layout (it does when it comes from
+    // the feature maps): this is the hot loop of make_input.
+    let owned;
+    let src = match src.as_slice() {
+        Some(s) => s,
+        None => {
+            owned = src.as_standard_layout().into_owned();
+            owned.as_slice().unwrap_or(&[])
+        }
+    };
+    let Some(dst) = out.as_slice_mut() else {
+        return out;
+    };
     // Accumulate in f64 so the mean of large blocks does not drift.
     let scale = 1.0 / (k * k) as f64;
     let mut acc = vec![0f64; pw * c];
+    let row_len = w * c;
     for py in 0..ph {
         acc.iter_mut().for_each(|a| *a = 0.0);
         for y in py * k..py * k + k {
-            for px in 0..pw {
-                for x in px * k..px * k + k {
-                    for ch in 0..c {
-                        acc[px * c + ch] += f64::from(src[[y, x, ch]]);
+            let row = &src[y * row_len..y * row_len + pw * k * c];
+            for (px, block) in row.chunks_exact(k * c).enumerate() {
+                let a = &mut acc[px * c..px * c + c];
+                for pixel in block.chunks_exact(c) {
+                    for (s, v) in a.iter_mut().zip(pixel) {
+                        *s += f64::from(*v);
                     }
                 }
             }
         }
-        for px in 0..pw {
-            for ch in 0..c {
-                out[[py, px, ch]] = (acc[px * c + ch] * scale) as f32;
-            }
+        for (d, a) in dst[py * pw * c..(py + 1) * pw * c].iter_mut().zip(&acc) {
+            *d = (*a * scale) as f32;
         }
     }
     out

@@ -1,0 +1,631 @@
+//! Plot functions: line charts, bar charts, histograms, scatter plots and images with a colour
+//! bar. Every function takes the data and a path, draws into an RGB buffer with plotters, and
+//! saves a PNG atomically. Empty or non-finite data gives a figure that says so, never a panic.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+use super::PlotError;
+use crate::io::image::save_png;
+
+/// The font shipped in the binary, so figures draw the same on every machine.
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// Default figure size in pixels.
+pub const SIZE: (u32, u32) = (960, 640);
+
+/// A palette with good contrast for up to 10 series (matplotlib's tab10).
+pub const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+fn ensure_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for family in ["sans-serif", "DejaVu Sans"] {
+            for style in [FontStyle::Normal, FontStyle::Bold] {
+                // A failure here (impossible for the bundled font) only means text is missing.
+                let _ = register_font(family, style, FONT);
+            }
+        }
+    });
+}
+
+/// Titles and axis labels of a chart.
+#[derive(Debug, Clone)]
+pub struct Axes {
+    /// Figure title.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// Logarithmic y axis.
+    pub log_y: bool,
+}
+
+impl Axes {
+    /// Titles with a linear y axis.
+    pub fn new(title: &str, x_label: &str, y_label: &str) -> Axes {
+        Axes {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            log_y: false,
+        }
+    }
+
+    /// The same with a logarithmic y axis.
+    pub fn log_y(mut self) -> Axes {
+        self.log_y = true;
+        self
+    }
+}
+
+/// One named line of a line chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend entry.
+    pub name: String,
+    /// Points in x order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A vertical marker line with a legend label (e.g. a threshold).
+#[derive(Debug, Clone)]
+pub struct Marker {
+    /// X position.
+    pub x: f64,
+    /// Legend entry.
+    pub label: String,
+}
+
+fn draw_err(path: &Path, e: impl std::fmt::Display) -> PlotError {
+    PlotError::Draw {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Renders with `draw` into a buffer of `size` and saves it to `path`.
+pub fn render<F>(path: &Path, size: (u32, u32), draw: F) -> Result<(), PlotError>
+where
+    F: FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,
+{
+    ensure_font();
+    let mut buf = vec![255u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
+        draw(&root).map_err(|e| draw_err(path, e))?;
+        root.present().map_err(|e| draw_err(path, e))?;
+    }
+    let img = image::RgbImage::from_raw(size.0, size.1, buf)
+        .ok_or_else(|| draw_err(path, "buffer size mismatch"))?;
+    save_png(&img, path)?;
+    Ok(())
+}
+
+/// Finite range of values, widened when empty or flat so axes are always drawable.
+fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for v in values.filter(|v| v.is_finite() && (!log || *v > 0.0)) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return if log { (0.1, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        if hi <= lo {
+            return (lo / 10.0, hi * 10.0);
+        }
+        return (lo / 1.5, hi * 1.5);
+    }
+    if hi <= lo {
+        let pad = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
+        return (lo - pad, hi + pad);
+    }
+    let pad = (hi - lo) * 0.05;
+    (lo - pad, hi + pad)
+}
+
+fn no_data_note(root: &DrawingArea<BitMapBackend<'_>, Shift>, empty: bool) -> Result<(), String> {
+    if empty {
+        let (w, h) = root.dim_in_pixel();
+        root.draw(&Text::new(
+            "no data",
+            (w as i32 / 2 - 40, h as i32 / 2),
+            ("sans-serif", 28).into_font().color(&RED),
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// A line chart of one or more series with a legend.
+pub fn line_chart(path: &Path, axes: &Axes, series: &[Series]) -> Result<(), PlotError> {
+    let xs = || series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let ys = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let (x0, x1) = range(xs(), false);
+    let (y0, y1) = range(ys(), axes.log_y);
+    let empty = series.iter().all(|s| s.points.is_empty());
+    render(path, SIZE, |root| {
+        let mut b = ChartBuilder::on(root);
+        b.caption(&axes.title, ("sans-serif", 26))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(84);
+        macro_rules! body {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc(axes.x_label.as_str())
+                    .y_desc(axes.y_label.as_str())
+                    .label_style(("sans-serif", 16))
+                    .axis_desc_style(("sans-serif", 20))
+                    .draw()
+                    .map_err(|e| e.to_string())?;
+                for (i, s) in series.iter().enumerate() {
+                    let c = PALETTE[i % PALETTE.len()];
+                    let pts: Vec<(f64, f64)> = s
+                        .points
+                        .iter()
+                        .copied()
+                        .filter(|p| {
+                            p.0.is_finite() && p.1.is_finite() && (!axes.log_y || p.1 > 0.0)
+                        })
+                        .collect();
+                    chart
+                        .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                        .map_err(|e| e.to_string())?
+                        .label(s.name.as_str())
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3))
+                        });
+                    if pts.len() <= 60 {
+                        chart
+                            .draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+                if !series.is_empty() {
+                    chart
+                        .configure_series_labels()
+                        .background_style(WHITE.mix(0.85))
+                        .border_style(BLACK)
+                        .label_font(("sans-serif", 18))
+                        .position(SeriesLabelPosition::UpperRight)
+                        .draw()
+                        .map_err(|e| e.to_string())?;
+                }
+            }};
+        }
+        if axes.log_y {
+            body!(
+                b.build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                    .map_err(|e| e.to_string())?
+            );
+        } else {
+            body!(
+                b.build_cartesian_2d(x0..x1, y0..y1)
+                    .map_err(|e| e.to_string())?
+            );
+        }
+        no_data_note(root, empty)
+    })
+}
+
+/// A bar chart with one bar per label.
+pub fn bar_chart(
+    path: &Path,
+    axes: &Axes,
+    labels: &[String],
+    values: &[f64],
+) -> Result<(), PlotError> {
+    let n = labels.len().min(values.len());
+    let (_, y1) = range(values.iter().copied().chain([0.0]), false);
+    render(path, SIZE, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(&axes.title, ("sans-serif", 26))
+            .margin(16)
+            .x_label_area_size(if n > 12 { 110 } else { 60 })
+            .y_label_area_size(84)
+            .build_cartesian_2d((0..n.max(1)).into_segmented(), 0.0..y1.max(1e-12))
+            .map_err(|e| e.to_string())?;
+        let shown = labels.to_vec();
+        chart
+            .configure_mesh()
+            .x_desc(axes.x_label.as_str())
+            .y_desc(axes.y_label.as_str())
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 20))
+            .x_labels(n.clamp(1, 40))
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) => shown.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(
+                Histogram::vertical(&chart)
+                    .style(PALETTE[0].filled())
+                    .margin(4)
+                    .data((0..n).map(|i| {
+                        (
+                            i,
+                            if values[i].is_finite() {
+                                values[i]
+                            } else {
+                                0.0
+                            },
+                        )
+                    })),
+            )
+            .map_err(|e| e.to_string())?;
+        no_data_note(root, n == 0)
+    })
+}
+
+/// Bin edges and counts of a histogram over the finite values.
+pub fn bin_counts(values: &[f64], bins: usize) -> (f64, f64, Vec<u64>) {
+    let bins = bins.max(1);
+    let (lo, hi) = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0, vec![0; bins]);
+    }
+    let hi = if hi > lo { hi } else { lo + 1.0 };
+    let mut counts = vec![0u64; bins];
+    for &v in values.iter().filter(|v| v.is_finite()) {
+        let i = (((v - lo) / (hi - lo)) * bins as f64) as usize;
+        counts[i.min(bins - 1)] += 1;
+    }
+    (lo, hi, counts)
+}
+
+/// A histogram of `values` in `bins` equal bins, with optional vertical markers (thresholds).
+/// With `axes.log_y` the counts are drawn on a log axis (empty bins left out).
+pub fn histogram(
+    path: &Path,
+    axes: &Axes,
+    values: &[f64],
+    bins: usize,
+    markers: &[Marker],
+) -> Result<(), PlotError> {
+    let (lo, hi, counts) = bin_counts(values, bins);
+    let width = (hi - lo) / counts.len() as f64;
+    let (x0, x1) = range(markers.iter().map(|m| m.x).chain([lo, hi]), false);
+    let max_count = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let empty = counts.iter().all(|&c| c == 0);
+    render(path, SIZE, |root| {
+        let mut b = ChartBuilder::on(root);
+        b.caption(&axes.title, ("sans-serif", 26))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(84);
+        macro_rules! body {
+            ($chart:expr, $floor:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc(axes.x_label.as_str())
+                    .y_desc(axes.y_label.as_str())
+                    .label_style(("sans-serif", 16))
+                    .axis_desc_style(("sans-serif", 20))
+                    .draw()
+                    .map_err(|e| e.to_string())?;
+                chart
+                    .draw_series(counts.iter().enumerate().filter(|(_, c)| **c > 0).map(
+                        |(i, &c)| {
+                            let xa = lo + i as f64 * width;
+                            Rectangle::new(
+                                [(xa, $floor), (xa + width, c as f64)],
+                                PALETTE[0].mix(0.8).filled(),
+                            )
+                        },
+                    ))
+                    .map_err(|e| e.to_string())?
+                    .label(format!(
+                        "{} values",
+                        values.iter().filter(|v| v.is_finite()).count()
+                    ))
+                    .legend(|(x, y)| {
+                        Rectangle::new([(x, y - 6), (x + 20, y + 6)], PALETTE[0].filled())
+                    });
+                for (i, m) in markers.iter().enumerate() {
+                    let c = PALETTE[(i + 3) % PALETTE.len()];
+                    chart
+                        .draw_series(LineSeries::new(
+                            vec![(m.x, $floor), (m.x, max_count * 1.05)],
+                            c.stroke_width(3),
+                        ))
+                        .map_err(|e| e.to_string())?
+                        .label(m.label.as_str())
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3))
+                        });
+                }
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .label_font(("sans-serif", 18))
+                    .position(SeriesLabelPosition::UpperRight)
+                    .draw()
+                    .map_err(|e| e.to_string())?;
+            }};
+        }
+        if axes.log_y {
+            body!(
+                b.build_cartesian_2d(x0..x1, (0.5..max_count * 2.0).log_scale())
+                    .map_err(|e| e.to_string())?,
+                0.5
+            );
+        } else {
+            body!(
+                b.build_cartesian_2d(x0..x1, 0.0..max_count * 1.08)
+                    .map_err(|e| e.to_string())?,
+                0.0
+            );
+        }
+        no_data_note(root, empty)
+    })
+}
+
+/// A scatter plot of (x, y) points (at most `max_points` drawn, evenly sub-sampled), optionally
+/// with the y = x diagonal.
+pub fn scatter(
+    path: &Path,
+    axes: &Axes,
+    points: &[(f64, f64)],
+    diagonal: bool,
+    max_points: usize,
+) -> Result<(), PlotError> {
+    let step = (points.len() / max_points.max(1)).max(1);
+    let shown: Vec<(f64, f64)> = points
+        .iter()
+        .step_by(step)
+        .copied()
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
+    let (mut x0, mut x1) = range(shown.iter().map(|p| p.0), false);
+    let (mut y0, mut y1) = range(shown.iter().map(|p| p.1), false);
+    if diagonal {
+        x0 = x0.min(y0);
+        y0 = x0;
+        x1 = x1.max(y1);
+        y1 = x1;
+    }
+    render(path, SIZE, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(&axes.title, ("sans-serif", 26))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(84)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(axes.x_label.as_str())
+            .y_desc(axes.y_label.as_str())
+            .label_style(("sans-serif", 16))
+            .axis_desc_style(("sans-serif", 20))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(
+                shown
+                    .iter()
+                    .map(|p| Circle::new(*p, 2, PALETTE[0].mix(0.35).filled())),
+            )
+            .map_err(|e| e.to_string())?
+            .label(format!("{} points", shown.len()))
+            .legend(|(x, y)| Circle::new((x + 10, y), 4, PALETTE[0].filled()));
+        if diagonal {
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(x0, x0), (x1, x1)],
+                    PALETTE[3].stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?
+                .label("y = x")
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], PALETTE[3].stroke_width(3))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 18))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        no_data_note(root, shown.is_empty())
+    })
+}
+
+/// An image (already coloured, e.g. a heat map) with a title and a vertical colour bar labelled
+/// from `lo` to `hi` with `bar_label`, drawn with `cmap`.
+pub fn image_with_colorbar(
+    path: &Path,
+    title: &str,
+    img: &image::RgbImage,
+    cmap: fn(f32) -> [u8; 3],
+    (lo, hi): (f64, f64),
+    bar_label: &str,
+) -> Result<(), PlotError> {
+    let (iw, ih) = img.dimensions();
+    // Fit the image into at most 1200x800, keeping its aspect ratio.
+    let scale = (1200.0 / iw.max(1) as f64)
+        .min(800.0 / ih.max(1) as f64)
+        .min(4.0);
+    let (dw, dh) = (
+        ((iw as f64 * scale) as u32).max(1),
+        ((ih as f64 * scale) as u32).max(1),
+    );
+    let shown = image::imageops::resize(img, dw, dh, image::imageops::FilterType::Triangle);
+    let size = (dw + 200, dh + 90);
+    render(path, size, |root| {
+        root.draw(&Text::new(
+            title.to_string(),
+            (20, 16),
+            ("sans-serif", 26).into_font(),
+        ))
+        .map_err(|e| e.to_string())?;
+        let (ox, oy) = (20i32, 60i32);
+        for (x, y, p) in shown.enumerate_pixels() {
+            root.draw_pixel(
+                (ox + x as i32, oy + y as i32),
+                &RGBColor(p.0[0], p.0[1], p.0[2]),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        // Colour bar.
+        let bx = ox + dw as i32 + 30;
+        let bh = dh as i32;
+        for y in 0..bh {
+            let t = 1.0 - y as f32 / (bh - 1).max(1) as f32;
+            let c = cmap(t);
+            root.draw(&Rectangle::new(
+                [(bx, oy + y), (bx + 24, oy + y + 1)],
+                RGBColor(c[0], c[1], c[2]).filled(),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+        root.draw(&Rectangle::new(
+            [(bx, oy), (bx + 24, oy + bh)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(|e| e.to_string())?;
+        for k in 0..=4 {
+            let t = k as f64 / 4.0;
+            let y = oy + ((1.0 - t) * (bh - 1) as f64) as i32;
+            let v = lo + (hi - lo) * t;
+            root.draw(&Text::new(
+                format_tick(v),
+                (bx + 30, y - 8),
+                ("sans-serif", 15).into_font(),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+        root.draw(&Text::new(
+            bar_label.to_string(),
+            (bx - 10, oy + bh + 10),
+            ("sans-serif", 16).into_font(),
+        ))
+        .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+/// Short tick text: plain for ordinary magnitudes, scientific for tiny or huge ones.
+pub fn format_tick(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_count_every_finite_value() {
+        let (lo, hi, c) = bin_counts(&[0.0, 0.5, 1.0, f64::NAN, 0.26], 4);
+        assert_eq!((lo, hi), (0.0, 1.0));
+        assert_eq!(c, vec![1, 1, 1, 1]);
+        let (_, _, c) = bin_counts(&[], 3);
+        assert_eq!(c, vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn figures_are_written_even_for_degenerate_data() {
+        let tmp = tempfile::tempdir().unwrap();
+        // PIXAL_PLOT_DIR keeps the figures for a person to look at.
+        let keep = std::env::var_os("PIXAL_PLOT_DIR").map(std::path::PathBuf::from);
+        let dir = keep.as_deref().unwrap_or(tmp.path());
+        let a = Axes::new("Loss", "epoch", "loss");
+        line_chart(
+            &dir.join("l.png"),
+            &a,
+            &[Series {
+                name: "train".into(),
+                points: vec![(1.0, 0.5), (2.0, 0.25)],
+            }],
+        )
+        .unwrap();
+        line_chart(&dir.join("e.png"), &a.clone().log_y(), &[]).unwrap();
+        histogram(
+            &dir.join("h.png"),
+            &a,
+            &[1.0; 10],
+            20,
+            &[Marker {
+                x: 1.0,
+                label: "cut".into(),
+            }],
+        )
+        .unwrap();
+        histogram(&dir.join("hl.png"), &a.clone().log_y(), &[], 20, &[]).unwrap();
+        bar_chart(
+            &dir.join("b.png"),
+            &a,
+            &["a".into(), "b".into()],
+            &[1.0, f64::NAN],
+        )
+        .unwrap();
+        scatter(
+            &dir.join("s.png"),
+            &a,
+            &[(0.1, 0.2), (0.3, 0.3)],
+            true,
+            1000,
+        )
+        .unwrap();
+        let img = image::RgbImage::from_fn(30, 20, |x, _| {
+            image::Rgb(super::super::colormap::viridis(x as f32 / 29.0))
+        });
+        image_with_colorbar(
+            &dir.join("c.png"),
+            "map",
+            &img,
+            super::super::colormap::viridis,
+            (0.0, 2.5),
+            "error",
+        )
+        .unwrap();
+        for f in ["l", "e", "h", "hl", "b", "s", "c"] {
+            let img = image::open(dir.join(format!("{f}.png"))).unwrap().to_rgb8();
+            // Something other than white was drawn.
+            assert!(
+                img.pixels().any(|p| p.0 != [255, 255, 255]),
+                "{f}.png is blank"
+            );
+        }
+    }
+}
