@@ -44,7 +44,7 @@ pub enum Command {
     Preprocess(InputArgs),
     /// Remove the background from images.
     #[command(name = "remove_bg", alias = "remove-bg")]
-    RemoveBg(InputArgs),
+    RemoveBg(RemoveBgArgs),
     /// Align images to a reference image.
     Align(InputArgs),
     /// Turn images into the ML input (out.npz + metadata).
@@ -55,7 +55,7 @@ pub enum Command {
     /// Run validation (preprocess + detect) on new images.
     Validate(ValidateArgs),
     /// Run anomaly detection on preprocessed images.
-    Detect(InputArgs),
+    Detect(DetectArgs),
     /// Generate a small synthetic component and run the pipeline on it.
     Demo(DemoArgs),
 }
@@ -69,6 +69,19 @@ pub struct InputArgs {
     pub input: Option<PathBuf>,
 }
 
+/// Arguments of `remove_bg`.
+#[derive(Debug, Args)]
+pub struct RemoveBgArgs {
+    /// Input folder: a component folder with one sub-folder of photos per image type (or one
+    /// folder of photos).
+    #[arg(short, long, value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    /// Write the masks (8-bit gray, `<name>_mask.png` in preprocessed_images/masks) instead of
+    /// the RGBA cut-outs.
+    #[arg(short = 'o', long)]
+    pub only_mask: bool,
+}
+
 /// Arguments of `validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -78,6 +91,21 @@ pub struct ValidateArgs {
     /// The image type, when the input is a single image file.
     #[arg(long = "type", value_name = "NAME")]
     pub image_type: Option<String>,
+    /// Ground-truth masks: `<stem>_mask.png` per defective image (in DIR, DIR/<type>/, or the
+    /// MVTec layout DIR/<defect>/); images without a mask count as good.
+    #[arg(long, value_name = "DIR")]
+    pub truth: Option<PathBuf>,
+}
+
+/// Arguments of `detect`.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// A validate component folder holding `<type>/out.npz` (default: from paths.yaml).
+    #[arg(short, long, value_name = "DIR")]
+    pub input: Option<PathBuf>,
+    /// Ground-truth masks, as for `validate`.
+    #[arg(long, value_name = "DIR")]
+    pub truth: Option<PathBuf>,
 }
 
 /// Arguments of `demo`.
@@ -86,8 +114,8 @@ pub struct DemoArgs {
     /// Where to create the demo (its images, configs and outputs).
     #[arg(short, long, value_name = "DIR", default_value = "pixal-demo")]
     pub output: PathBuf,
-    /// Good images per type.
-    #[arg(long, default_value_t = 8)]
+    /// Good training images per type.
+    #[arg(long, default_value_t = 20)]
     pub images: usize,
     /// Seed of the generated images.
     #[arg(long, default_value_t = 7)]

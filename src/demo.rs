@@ -34,9 +34,9 @@ impl Default for DemoSpec {
         DemoSpec {
             width: 320,
             height: 240,
-            good_per_type: 8,
-            good_validate_per_type: 2,
-            defective_per_type: 4,
+            good_per_type: 20,
+            good_validate_per_type: 4,
+            defective_per_type: 8,
             seed: 7,
         }
     }

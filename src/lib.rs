@@ -18,8 +18,10 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod detect;
 pub mod io;
 pub mod logging;
+pub mod model;
 pub mod preprocess;
 pub mod report;
 

@@ -125,12 +125,18 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn stages_not_built_say_so_and_fail() {
+fn stages_without_their_input_say_so_and_exit_2() {
     let p = Project::new();
-    for stage in ["remove_bg", "align", "train", "validate", "detect"] {
+    let cases = [
+        ("remove_bg", "needs -i DIR"),
+        ("validate", "needs -i PATH"),
+        ("detect", "no preprocessed input found"),
+        ("train", "run `pixal make_input` first"),
+    ];
+    for (stage, want) in cases {
         let (code, out, err) = p.run(&[stage]);
         assert_eq!(code, 2, "{stage}: {err}");
-        assert!(err.contains("not built yet"), "{stage}: {err}");
+        assert!(err.contains(want), "{stage}: {err}");
         assert!(out.is_empty());
     }
     let (code, out, _) = p.run(&["--json", "train"]);

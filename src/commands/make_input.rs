@@ -1,6 +1,9 @@
 //! `pixal make_input`: images -> `out.npz` + `metadata/preprocessing.yaml` + `crop_preview.png`,
-//! per type (default) or for all types together with one-hot labels.
+//! per type (default) or for all types together with one-hot labels. The same builder serves
+//! validation, where the stored crop box is re-centred on each new image and the rows remember
+//! the photo and homography they came from.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,7 +15,7 @@ use super::{Summary, UsageError, discover_types};
 use crate::config::Config;
 use crate::config::raw::{ChannelList, RawPreprocessor};
 use crate::io::image::{list_images, load_rgb8, save_png};
-use crate::io::metadata::{PreprocessingMetadata, write_yaml};
+use crate::io::metadata::{PreprocessingMetadata, RowSource, write_yaml};
 use crate::io::npz::{InputData, write_input};
 use crate::preprocess::crop::{self, BBox, CropBox};
 use crate::preprocess::input::image_rows;
@@ -29,14 +32,21 @@ pub fn run(cfg: &Config, input: Option<&Path>) -> anyhow::Result<Summary> {
         None => default_types(cfg)?,
     };
     let mut summary = Summary::new("make_input");
+    run_types(cfg, &types, &mut summary)?;
+    Ok(summary)
+}
+
+/// Builds the training-side ML input of these (type, folder) pairs: one file per type, or one
+/// for all in one-hot mode.
+pub fn run_types(cfg: &Config, types: &[(String, PathBuf)], summary: &mut Summary) -> anyhow::Result<()> {
     if cfg.params.model_training.one_hot_encoding {
-        build(cfg, None, &types, &mut summary)?;
+        build(cfg, &Target::training(cfg, None), types, summary)?;
     } else {
-        for t in &types {
-            build(cfg, Some(&t.0), std::slice::from_ref(t), &mut summary)?;
+        for t in types {
+            build(cfg, &Target::training(cfg, Some(&t.0)), std::slice::from_ref(t), summary)?;
         }
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// The per-type input folders under the component's output tree.
@@ -73,8 +83,73 @@ fn default_types(cfg: &Config) -> anyhow::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-/// One image's (P, C) rows and its pooled (height, width).
-type Rows = (Array2<f32>, (usize, usize));
+/// Where one ML input goes and how its crop box is chosen.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Human label for logs (`front`, `all types (one-hot)`).
+    pub label: String,
+    /// The type name in per-type mode.
+    pub ty: Option<String>,
+    /// Folder of the npz.
+    pub root: PathBuf,
+    /// Folder of `preprocessing.yaml`.
+    pub metadata_dir: PathBuf,
+    /// Folder of `crop_preview.png`.
+    pub preview_dir: PathBuf,
+    /// The stage log file.
+    pub log_file: PathBuf,
+    /// At validation: the training crop box, re-centred on each image.
+    pub stored_crop: Option<CropBox>,
+    /// At validation: one-hot label order of the trained model.
+    pub label_types: Option<Vec<String>>,
+    /// Photo and homography of each input file, when earlier stages know them.
+    pub provenance: HashMap<PathBuf, Provenance>,
+}
+
+/// What earlier stages know about an image make_input reads.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    /// The original photo.
+    pub photo: PathBuf,
+    /// Photo -> reference frame homography, when aligned.
+    pub homography: Option<[f64; 9]>,
+    /// The photo's width and height.
+    pub photo_size: (u32, u32),
+}
+
+impl Target {
+    /// The training-side target of a type (or of the component in one-hot mode).
+    pub fn training(cfg: &Config, ty: Option<&str>) -> Target {
+        let l = &cfg.layout;
+        Target {
+            label: ty.unwrap_or("all types (one-hot)").to_string(),
+            ty: ty.map(str::to_string),
+            root: l.type_root(ty),
+            metadata_dir: l.metadata(ty),
+            preview_dir: l.preprocessed_images(ty),
+            log_file: l.logs(ty).join("preprocessing.log"),
+            stored_crop: None,
+            label_types: None,
+            provenance: HashMap::new(),
+        }
+    }
+
+    /// The validation-side target of a type, re-using the training crop box.
+    pub fn validation(cfg: &Config, ty: Option<&str>, stored_crop: Option<CropBox>, label_types: Option<Vec<String>>) -> Target {
+        let l = &cfg.layout;
+        Target {
+            label: format!("validate {}", ty.unwrap_or("all types (one-hot)")),
+            ty: ty.map(str::to_string),
+            root: l.validate_type_root(ty),
+            metadata_dir: l.validate_metadata(ty),
+            preview_dir: l.validate_preprocessed_images(ty),
+            log_file: l.validate_logs(ty).join("validation.log"),
+            stored_crop,
+            label_types,
+            provenance: HashMap::new(),
+        }
+    }
+}
 
 /// One image after the first pass.
 struct Scanned {
@@ -85,45 +160,55 @@ struct Scanned {
     image: Option<image::RgbImage>,
 }
 
+/// One image's (P, C) rows and its pooled (height, width).
+type Rows = (Array2<f32>, (usize, usize));
+
+/// What a build wrote.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The npz.
+    pub npz: PathBuf,
+    /// Its metadata.
+    pub metadata: PreprocessingMetadata,
+}
+
 /// Builds one `out.npz` from the images of `sources` (one type, or all types in one-hot mode).
-fn build(
+pub fn build(
     cfg: &Config,
-    out_ty: Option<&str>,
+    target: &Target,
     sources: &[(String, PathBuf)],
     summary: &mut Summary,
-) -> anyhow::Result<()> {
-    let log_path = cfg.layout.logs(out_ty).join("preprocessing.log");
-    if let Err(e) = crate::logging::set_log_file(&log_path) {
+) -> anyhow::Result<Option<Built>> {
+    if let Err(e) = crate::logging::set_log_file(&target.log_file) {
         summary.warn(format!("cannot open log file {e}"));
     }
-    let result = build_logged(cfg, out_ty, sources, summary);
+    let result = build_logged(cfg, target, sources, summary);
     crate::logging::close_log_file();
     result
 }
 
 fn build_logged(
     cfg: &Config,
-    out_ty: Option<&str>,
+    target: &Target,
     sources: &[(String, PathBuf)],
     summary: &mut Summary,
-) -> anyhow::Result<()> {
-    let layout = &cfg.layout;
+) -> anyhow::Result<Option<Built>> {
     let pp = &cfg.params.preprocessing.preprocessor;
-    let label = out_ty.unwrap_or("all types (one-hot)");
-
+    let label = target.label.as_str();
     let mut files: Vec<(usize, PathBuf)> = Vec::new();
     for (i, (name, dir)) in sources.iter().enumerate() {
-        match list_images(dir) {
-            Ok(list) if list.is_empty() => summary.fail(
-                dir,
-                format!("{}: no images in folder (type {name})", dir.display()),
-            ),
+        // A single image file is a one-image source (validate -i photo.jpg --type NAME).
+        let listed = if dir.is_file() { Ok(vec![dir.clone()]) } else { list_images(dir) };
+        match listed {
+            Ok(list) if list.is_empty() => {
+                summary.fail(dir, format!("{}: no images in folder (type {name})", dir.display()))
+            }
             Ok(list) => files.extend(list.into_iter().map(|p| (i, p))),
             Err(e) => summary.fail(dir, e),
         }
     }
     if files.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     log::info!("make_input {label}: {} image(s)", files.len());
 
@@ -137,9 +222,7 @@ fn build_logged(
             let r = load_rgb8(path).map(|img| {
                 let bytes = img.as_raw().len();
                 let keep = budget
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                        b.checked_sub(bytes)
-                    })
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(bytes))
                     .is_ok();
                 Scanned {
                     type_index: *ti,
@@ -162,60 +245,77 @@ fn build_logged(
             Err(e) => summary.fail(e.path(), &e),
         }
     }
-    // The most common size is the type's size (ties: the first in sorted order), so one odd
-    // photo sorted first does not reject all the others.
-    let mut counts: Vec<((u32, u32), usize)> = Vec::new();
-    for s in &good {
-        match counts.iter_mut().find(|(sz, _)| *sz == s.size) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((s.size, 1)),
-        }
-    }
-    let best = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
-    let Some(size) = counts.iter().find(|(_, n)| *n == best).map(|(sz, _)| *sz) else {
-        summary.warn(format!(
-            "make_input {label}: no image could be read; no output written"
-        ));
-        return Ok(());
-    };
-    good.retain(|s| {
-        if s.size == size {
-            return true;
-        }
-        summary.fail(
-            &s.path,
-            format!(
-                "{}: image is {}x{} but most images of this type are {}x{}; all images of a type must have the same size (align them first)",
-                s.path.display(),
-                s.size.0,
-                s.size.1,
-                size.0,
-                size.1
-            ),
-        );
-        false
-    });
 
-    let crop_box = if pp.zero_pruning {
-        match good.iter().filter_map(|s| s.fg).reduce(crop::union) {
-            Some(bb) => Some(crop::padded(
-                bb,
-                pp.zero_pruning_padding as u32,
-                size.0,
-                size.1,
-            )),
-            None => {
-                summary.warn(format!(
-                    "make_input {label}: no pixel above bg_threshold {} in any image; using the whole image",
-                    pp.bg_threshold
-                ));
-                Some(CropBox::full(size.0, size.1))
-            }
-        }
+    // Per-image crop boxes: at validation the stored box re-centred on each image; in training
+    // the union foreground box of the folder, for images of the folder's common size.
+    let mut boxes: Vec<Option<CropBox>> = Vec::new();
+    let size;
+    if target.stored_crop.is_some() || !pp.zero_pruning {
+        size = good.first().map(|s| s.size).unwrap_or((0, 0));
     } else {
-        None
-    };
-    if let Some(b) = &crop_box {
+        size = common_size(&good).unwrap_or((0, 0));
+    }
+    if let Some(stored) = target.stored_crop {
+        good.retain(|s| match crop::recenter(&stored, s.fg, s.size.0, s.size.1) {
+            Some(b) => {
+                boxes.push(Some(b));
+                true
+            }
+            None => {
+                summary.fail(
+                    &s.path,
+                    format!(
+                        "{}: image is {}x{}, smaller than the training crop box {}x{}",
+                        s.path.display(),
+                        s.size.0,
+                        s.size.1,
+                        stored.width(),
+                        stored.height()
+                    ),
+                );
+                false
+            }
+        });
+    } else {
+        good.retain(|s| {
+            if s.size == size {
+                return true;
+            }
+            summary.fail(
+                &s.path,
+                format!(
+                    "{}: image is {}x{} but most images of this type are {}x{}; all images of a type must have the same size (align them first)",
+                    s.path.display(),
+                    s.size.0,
+                    s.size.1,
+                    size.0,
+                    size.1
+                ),
+            );
+            false
+        });
+        let shared = if pp.zero_pruning {
+            match good.iter().filter_map(|s| s.fg).reduce(crop::union) {
+                Some(bb) => Some(crop::padded(bb, pp.zero_pruning_padding as u32, size.0, size.1)),
+                None if good.is_empty() => None,
+                None => {
+                    summary.warn(format!(
+                        "make_input {label}: no pixel above bg_threshold {} in any image; using the whole image",
+                        pp.bg_threshold
+                    ));
+                    Some(CropBox::full(size.0, size.1))
+                }
+            }
+        } else {
+            None
+        };
+        boxes = vec![shared; good.len()];
+    }
+    if good.is_empty() {
+        summary.warn(format!("make_input {label}: no usable image; no output written"));
+        return Ok(None);
+    }
+    if let Some(Some(b)) = boxes.first() {
         log::info!(
             "crop box x {}..{} y {}..{} ({}x{}, padding {})",
             b.x_min,
@@ -227,7 +327,7 @@ fn build_logged(
             b.padding
         );
     }
-    let (cw, ch) = crop_box.map_or(size, |b| (b.width(), b.height()));
+    let (cw, ch) = boxes[0].map_or(good[0].size, |b| (b.width(), b.height()));
     if (cw as usize) < pp.pool_size || (ch as usize) < pp.pool_size {
         return Err(UsageError(format!(
             "make_input {label}: the cropped image ({cw}x{ch}) is smaller than pool_size {}",
@@ -240,45 +340,49 @@ fn build_logged(
     let bar = crate::logging::progress(good.len() as u64, &format!("features {label}"));
     let rows: Vec<Result<Rows, crate::io::IoError>> = good
         .par_iter_mut()
-        .map(|s| {
+        .zip(boxes.par_iter())
+        .map(|(s, b)| {
             let img = match s.image.take() {
                 Some(img) => Ok(img),
                 None => load_rgb8(&s.path),
             };
-            let r = img.map(|img| image_rows(&img, crop_box.as_ref(), &pp.channels, pp.pool_size));
+            let r = img.map(|img| image_rows(&img, b.as_ref(), &pp.channels, pp.pool_size));
             bar.inc(1);
             r
         })
         .collect();
     bar.finish_and_clear();
 
-    let mut kept: Vec<(&Scanned, Array2<f32>)> = Vec::new();
+    let mut kept: Vec<(&Scanned, Option<CropBox>, Array2<f32>)> = Vec::new();
     let mut pooled = (0, 0);
-    for (s, r) in good.iter().zip(rows) {
+    for ((s, b), r) in good.iter().zip(&boxes).zip(rows) {
         match r {
             Ok((rows, shape)) => {
                 pooled = shape;
-                kept.push((s, rows));
+                kept.push((s, *b, rows));
             }
             Err(e) => summary.fail(&s.path, e),
         }
     }
     if kept.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    let (p, c) = kept[0].1.dim();
+    let (p, c) = kept[0].2.dim();
     let mut data = Array3::<f32>::zeros((kept.len(), p, c));
-    for (i, (_, r)) in kept.iter().enumerate() {
+    for (i, (_, _, r)) in kept.iter().enumerate() {
         data.index_axis_mut(ndarray::Axis(0), i).assign(r);
     }
-    let labels = out_ty.is_none().then(|| {
-        Array2::from_shape_fn((kept.len(), sources.len()), |(i, t)| {
-            f32::from(u8::from(kept[i].0.type_index == t))
+    let type_names: Vec<String> = match &target.label_types {
+        Some(t) => t.clone(),
+        None => sources.iter().map(|(n, _)| n.clone()).collect(),
+    };
+    let labels = target.ty.is_none().then(|| {
+        Array2::from_shape_fn((kept.len(), type_names.len()), |(i, t)| {
+            f32::from(u8::from(sources[kept[i].0.type_index].0 == type_names[t]))
         })
     });
 
-    let type_root = layout.type_root(out_ty);
-    let npz_path = type_root.join(&pp.file_name);
+    let npz_path = target.root.join(&pp.file_name);
     write_input(
         &npz_path,
         &InputData {
@@ -291,11 +395,11 @@ fn build_logged(
     summary.output(&npz_path);
 
     // The first image cropped, so a person can check the crop at a glance.
-    let first = kept[0].0;
-    let preview_path = layout.preprocessed_images(out_ty).join("crop_preview.png");
+    let (first, first_box, _) = &kept[0];
+    let preview_path = target.preview_dir.join("crop_preview.png");
     match load_rgb8(&first.path) {
         Ok(img) => {
-            let shown = match &crop_box {
+            let shown = match first_box {
                 Some(b) => crop::crop(&img, b),
                 None => img,
             };
@@ -305,17 +409,27 @@ fn build_logged(
         Err(e) => summary.fail(&first.path, e),
     }
 
+    let rows_meta: Vec<RowSource> = kept
+        .iter()
+        .map(|(s, b, _)| {
+            let prov = target.provenance.get(&s.path);
+            RowSource {
+                file: s.path.display().to_string(),
+                photo: prov.map_or_else(|| s.path.display().to_string(), |p| p.photo.display().to_string()),
+                type_name: sources[s.type_index].0.clone(),
+                crop_box: *b,
+                homography: prov.and_then(|p| p.homography),
+                frame: [s.size.0, s.size.1],
+                photo_size: prov.map_or([s.size.0, s.size.1], |p| [p.photo_size.0, p.photo_size.1]),
+            }
+        })
+        .collect();
     let meta = PreprocessingMetadata {
         tool: "pixal".into(),
         version: crate::VERSION.into(),
         config_hash: cfg.hash.clone(),
-        mode: if out_ty.is_some() {
-            "per_type"
-        } else {
-            "one_hot"
-        }
-        .into(),
-        types: sources.iter().map(|(n, _)| n.clone()).collect(),
+        mode: if target.ty.is_some() { "per_type" } else { "one_hot" }.into(),
+        types: type_names,
         preprocessor: RawPreprocessor {
             file_name: pp.file_name.clone(),
             pool_size: pp.pool_size as i64,
@@ -325,22 +439,17 @@ fn build_logged(
             zero_pruning_padding: pp.zero_pruning_padding as i64,
             bg_threshold: i64::from(pp.bg_threshold),
         },
-        crop_box,
-        image_size: [size.0, size.1],
+        crop_box: target.stored_crop.or(kept[0].1),
+        image_size: [kept[0].0.size.0, kept[0].0.size.1],
         pooled_shape: [pooled.0, pooled.1],
         input_dim: p * c,
-        files: kept
-            .iter()
-            .map(|(s, _)| s.path.display().to_string())
-            .collect(),
-        row_types: kept
-            .iter()
-            .map(|(s, _)| sources[s.type_index].0.clone())
-            .collect(),
+        files: rows_meta.iter().map(|r| r.file.clone()).collect(),
+        row_types: rows_meta.iter().map(|r| r.type_name.clone()).collect(),
         reference_image: None,
         npz: pp.file_name.clone(),
+        rows: rows_meta,
     };
-    let meta_path = layout.metadata(out_ty).join("preprocessing.yaml");
+    let meta_path = target.metadata_dir.join("preprocessing.yaml");
     write_yaml(&meta_path, &meta)?;
     summary.output(&meta_path);
     summary.processed += kept.len();
@@ -354,5 +463,19 @@ fn build_logged(
         pooled.0,
         pooled.1
     );
-    Ok(())
+    Ok(Some(Built { npz: npz_path, metadata: meta }))
+}
+
+/// The most common image size (ties: the first in sorted order), so one odd photo sorted first
+/// does not reject all the others.
+fn common_size(good: &[Scanned]) -> Option<(u32, u32)> {
+    let mut counts: Vec<((u32, u32), usize)> = Vec::new();
+    for s in good {
+        match counts.iter_mut().find(|(sz, _)| *sz == s.size) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((s.size, 1)),
+        }
+    }
+    let best = counts.iter().map(|(_, n)| *n).max()?;
+    counts.iter().find(|(_, n)| *n == best).map(|(sz, _)| *sz)
 }

@@ -1,9 +1,14 @@
 //! The command edge: one module per subcommand. Only this code walks folders, shows progress,
 //! collects per-image failures, writes stage outputs and decides the exit code.
 
+pub mod align;
 pub mod demo;
+pub mod detect;
 pub mod make_input;
 pub mod preprocess;
+pub mod remove_bg;
+pub mod train;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 
@@ -183,25 +188,32 @@ fn dispatch(cli: Cli) -> anyhow::Result<Summary> {
             let cfg = load_config(&cli.config)?;
             preprocess::run(&cfg, args.input.as_deref())
         }
-        Command::RemoveBg(_) => not_built("remove_bg", "background removal"),
-        Command::Align(_) => not_built("align", "image alignment"),
-        Command::Train(_) => not_built("train", "model training"),
-        Command::Validate(_) => not_built("validate", "validation"),
-        Command::Detect(_) => not_built("detect", "anomaly detection"),
+        Command::RemoveBg(args) => {
+            let cfg = load_config(&cli.config)?;
+            remove_bg::run(&cfg, args.input.as_deref(), args.only_mask)
+        }
+        Command::Align(args) => {
+            let cfg = load_config(&cli.config)?;
+            align::run(&cfg, args.input.as_deref())
+        }
+        Command::Train(args) => {
+            let cfg = load_config(&cli.config)?;
+            train::run(&cfg, args.input.as_deref())
+        }
+        Command::Validate(args) => {
+            let cfg = load_config(&cli.config)?;
+            validate::run(&cfg, args.input.as_deref(), args.image_type.as_deref(), args.truth.as_deref())
+        }
+        Command::Detect(args) => {
+            let cfg = load_config(&cli.config)?;
+            detect::run(&cfg, args.input.as_deref(), args.truth.as_deref())
+        }
     }
 }
 
 /// Loads the configuration folder, with the folder named in the error.
 pub fn load_config(dir: &Path) -> anyhow::Result<Config> {
     Config::load(dir).with_context(|| format!("loading the configuration from {}", dir.display()))
-}
-
-fn not_built(stage: &str, what: &str) -> anyhow::Result<Summary> {
-    Err(UsageError(format!(
-        "`pixal {stage}` ({what}) is not built yet in pixal {}; nothing was done",
-        crate::VERSION
-    ))
-    .into())
 }
 
 /// The image types of an input folder: its sub-folders that hold images, sorted by name; or,

@@ -1,10 +1,12 @@
 //! `pixal preprocess`: remove_bg -> align -> make_input, running the stages this version has.
-//! Background removal is not built yet, so images pass through it unchanged (with a warning);
-//! alignment, when the configuration asks for it, is refused rather than silently skipped.
+//! Background removal writes each type's cut-outs to its `background_removed` folder and
+//! make_input reads those folders; alignment, when the configuration asks for it, is refused
+//! rather than silently skipped until it is built (it slots in at [`make_input_sources`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{Summary, UsageError, make_input};
+use super::remove_bg::{self, Side};
+use super::{Summary, UsageError, discover_types, make_input};
 use crate::config::Config;
 
 /// Runs the preprocessing chain on `input`.
@@ -24,11 +26,31 @@ pub fn run(cfg: &Config, input: Option<&Path>) -> anyhow::Result<Summary> {
         ))
         .into());
     }
+    let types = discover_types(input)?;
     let mut summary = Summary::new("preprocess");
-    summary.warn(
-        "background removal is not built yet: images go to make_input unchanged, so bg_threshold \
-         sees the photo's own background",
-    );
-    summary.absorb(make_input::run(cfg, Some(input))?);
+    let (removed, folders) = remove_bg::run_types(cfg, &types, Side::Model, false)?;
+    summary.absorb(removed);
+    let sources = make_input_sources(cfg, folders, &mut summary)?;
+    if sources.is_empty() {
+        summary.warn("preprocess: no photo came through background removal; make_input skipped");
+        return Ok(summary);
+    }
+    let mut made = Summary::new("make_input");
+    make_input::run_types(cfg, &sources, &mut made)?;
+    // Photos were counted by remove_bg; make_input's count would count them twice.
+    made.processed = 0;
+    summary.absorb(made);
     Ok(summary)
+}
+
+/// The per-type folders make_input reads, given the background-removed folders (type name,
+/// folder). This is where alignment goes: with `apply_alignment`, align each type's cut-outs
+/// into `layout.aligned_images(Some(type))` and return those folders instead. Until then the
+/// cut-outs go to make_input as they are.
+pub fn make_input_sources(
+    _cfg: &Config,
+    background_removed: Vec<(String, PathBuf)>,
+    _summary: &mut Summary,
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    Ok(background_removed)
 }

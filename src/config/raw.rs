@@ -45,6 +45,8 @@ pub struct RawParameters {
     pub model_training: RawModelTraining,
     /// `plotting:`.
     pub plotting: RawPlotting,
+    /// `detection:` (pixal only).
+    pub detection: RawDetection,
 }
 
 /// `preprocessing:`.
@@ -87,11 +89,28 @@ impl Default for RawPreprocessing {
 pub struct RawRemoveBackground {
     /// Worker threads for background removal.
     pub max_workers: i64,
+    /// `auto`, `onnx` or `classical` (pixal; not in the original).
+    pub method: String,
+    /// A rembg model name (`u2net`, `u2netp`, `silueta`, `isnet-general-use`) or a `.onnx` path.
+    pub model: String,
+    /// The ONNX Runtime shared library (a file, or a folder holding it); null = look for it.
+    pub onnxruntime: Option<String>,
+    /// rembg's mask post-processing (opening, blur, binarisation at 127).
+    pub post_process_mask: bool,
+    /// `premultiplied` (rembg's default cut-out) or `putalpha`.
+    pub cutout: String,
 }
 
 impl Default for RawRemoveBackground {
     fn default() -> Self {
-        RawRemoveBackground { max_workers: 8 }
+        RawRemoveBackground {
+            max_workers: 8,
+            method: "auto".into(),
+            model: "u2net".into(),
+            onnxruntime: None,
+            post_process_mask: false,
+            cutout: "premultiplied".into(),
+        }
     }
 }
 
@@ -118,6 +137,11 @@ pub struct RawAlignment {
     /// Minimum RANSAC inliers.
     #[serde(rename = "MIN_GOOD_MATCHES")]
     pub min_good_matches: i64,
+    /// pixal only: ORB keypoints per image (the original used SIFT and had no such key).
+    pub n_features: i64,
+    /// pixal only: refine each homography to sub-pixel accuracy on the image intensities
+    /// (kept only when it scores a higher SSIM).
+    pub refine: bool,
 }
 
 impl Default for RawAlignment {
@@ -130,6 +154,8 @@ impl Default for RawAlignment {
             min_score_threshold: 0.5,
             max_mse_threshold: 10.0,
             min_good_matches: 20,
+            n_features: 5000,
+            refine: true,
         }
     }
 }
@@ -233,6 +259,10 @@ pub struct RawModelTraining {
     /// Minimum improvement of the validation loss.
     #[serde(deserialize_with = "lenient_f64")]
     pub min_delta: f64,
+    /// pixal only: `autoencoder` (the original's model) or `pixel_stats` (per-pixel mean/std).
+    pub model_type: String,
+    /// pixal only: where to train: `auto`, `cpu` or `cuda`.
+    pub device: String,
 }
 
 impl Default for RawModelTraining {
@@ -264,6 +294,8 @@ impl Default for RawModelTraining {
             output_activation: "sigmoid".into(),
             patience: 30,
             min_delta: 0.001,
+            model_type: "autoencoder".into(),
+            device: "auto".into(),
         }
     }
 }
@@ -311,6 +343,37 @@ impl Default for RawPlotting {
             plot_distributions: true,
             use_log_loss: false,
             loss_cut: 0.1,
+        }
+    }
+}
+
+/// `detection:` (pixal only: how anomaly scores and verdicts are made).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDetection {
+    /// `standardized` or `raw`.
+    pub scoring: String,
+    /// `auto` or `loss_cut`.
+    pub threshold: String,
+    /// Quantile of held-out good pixel scores used as the automatic pixel threshold.
+    #[serde(deserialize_with = "lenient_f64")]
+    pub pixel_quantile: f64,
+    /// Factor on the largest held-out good image score for the automatic image threshold.
+    #[serde(deserialize_with = "lenient_f64")]
+    pub image_margin: f64,
+    /// Gaussian smoothing of score maps, in pooled pixels (0 = none).
+    #[serde(deserialize_with = "lenient_f64")]
+    pub smoothing_sigma: f64,
+}
+
+impl Default for RawDetection {
+    fn default() -> Self {
+        RawDetection {
+            scoring: "standardized".into(),
+            threshold: "auto".into(),
+            pixel_quantile: 0.999,
+            image_margin: 1.0,
+            smoothing_sigma: 1.0,
         }
     }
 }

@@ -55,11 +55,43 @@ pub enum OutputActivation {
     Linear,
 }
 
+/// Which model `pixal train` fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelType {
+    /// The original's dense autoencoder.
+    Autoencoder,
+    /// Per-(pixel, channel) mean and standard deviation of the good images.
+    PixelStats,
+}
+
+/// Where training runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainDevice {
+    /// CUDA when built in and a GPU is present, else the CPU.
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// An NVIDIA GPU (needs the `cuda` build feature and a driver); an error otherwise.
+    Cuda,
+}
+
 /// Settings of background removal.
 #[derive(Debug, Clone, Serialize)]
 pub struct RemoveBackground {
     /// Worker threads (>= 1).
     pub max_workers: usize,
+    /// Segmentation method.
+    pub method: crate::preprocess::background::Method,
+    /// A rembg model name, or a path to a `.onnx` file (`~/` expanded).
+    pub model: String,
+    /// The ONNX Runtime library (file or folder) named in the config, `~/` expanded.
+    pub onnxruntime: Option<std::path::PathBuf>,
+    /// rembg's mask post-processing.
+    pub post_process_mask: bool,
+    /// Cut-out style.
+    pub cutout: crate::preprocess::background::Cutout,
 }
 
 /// Settings of alignment.
@@ -79,6 +111,10 @@ pub struct Alignment {
     pub max_mse_threshold: f64,
     /// Minimum RANSAC inliers.
     pub min_good_matches: usize,
+    /// ORB keypoints per image (>= 100; pixal only).
+    pub n_features: usize,
+    /// Sub-pixel intensity refinement of each homography (pixal only).
+    pub refine: bool,
 }
 
 /// Settings of make_input.
@@ -165,6 +201,10 @@ pub struct ModelTraining {
     pub mixed_precision: bool,
     /// CPU threads the original was told to use.
     pub available_cpu: usize,
+    /// Which model to train.
+    pub model_type: ModelType,
+    /// Where to train.
+    pub device: TrainDevice,
 }
 
 /// `plotting:`, validated.
@@ -194,6 +234,21 @@ pub struct Plotting {
     pub loss_cut: f64,
 }
 
+/// `detection:`, validated (pixal only).
+#[derive(Debug, Clone, Serialize)]
+pub struct Detection {
+    /// Raw or standardised pixel scores.
+    pub scoring: crate::detect::score::Scoring,
+    /// Automatic thresholds or the original's loss_cut.
+    pub threshold: crate::detect::score::ThresholdMode,
+    /// Quantile for the automatic pixel threshold, in (0, 1].
+    pub pixel_quantile: f64,
+    /// Factor for the automatic image threshold (> 0).
+    pub image_margin: f64,
+    /// Gaussian sigma of score smoothing in pooled pixels (>= 0).
+    pub smoothing_sigma: f32,
+}
+
 /// The validated `parameters.yaml`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Parameters {
@@ -205,6 +260,8 @@ pub struct Parameters {
     pub model_training: ModelTraining,
     /// Plotting.
     pub plotting: Plotting,
+    /// Detection.
+    pub detection: Detection,
 }
 
 /// Builds errors that point at a key of one file.
@@ -343,13 +400,7 @@ impl Parameters {
             ));
         }
         let preprocessing = Preprocessing {
-            remove_background: RemoveBackground {
-                max_workers: cx.count(
-                    "preprocessing.remove_background.max_workers",
-                    p.remove_background.max_workers,
-                    1,
-                )?,
-            },
+            remove_background: resolve_remove_background(&cx, &p.remove_background)?,
             alignment: Alignment {
                 apply_alignment: a.apply_alignment,
                 knn_ratio: a.knn_ratio,
@@ -372,6 +423,8 @@ impl Parameters {
                     a.min_good_matches,
                     4,
                 )?,
+                n_features: cx.count("preprocessing.alignment.n_features", a.n_features, 100)?,
+                refine: a.refine,
             },
             save_metrics: p.save_metrics,
             save_overlays: p.save_overlays,
@@ -462,6 +515,23 @@ impl Parameters {
             min_delta: cx.non_negative("model_training.min_delta", m.min_delta)?,
             mixed_precision: m.mixed_precision,
             available_cpu: cx.count("model_training.Available_CPU", m.available_cpu, 1)?,
+            model_type: cx.choice(
+                "model_training.model_type",
+                &m.model_type,
+                &[
+                    ("autoencoder", ModelType::Autoencoder),
+                    ("pixel_stats", ModelType::PixelStats),
+                ],
+            )?,
+            device: cx.choice(
+                "model_training.device",
+                &m.device,
+                &[
+                    ("auto", TrainDevice::Auto),
+                    ("cpu", TrainDevice::Cpu),
+                    ("cuda", TrainDevice::Cuda),
+                ],
+            )?,
         };
 
         let pl = &raw.plotting;
@@ -487,12 +557,107 @@ impl Parameters {
             use_log_loss: pl.use_log_loss,
             loss_cut: pl.loss_cut,
         };
+        let d = &raw.detection;
+        use crate::detect::score::{Scoring, ThresholdMode};
+        if !(d.pixel_quantile > 0.0 && d.pixel_quantile <= 1.0) {
+            return Err(cx.invalid(
+                "detection.pixel_quantile",
+                format!("must be in (0, 1], found {}", d.pixel_quantile),
+            ));
+        }
+        let detection = Detection {
+            scoring: cx.choice(
+                "detection.scoring",
+                &d.scoring,
+                &[("standardized", Scoring::Standardized), ("raw", Scoring::Raw)],
+            )?,
+            threshold: cx.choice(
+                "detection.threshold",
+                &d.threshold,
+                &[("auto", ThresholdMode::Auto), ("loss_cut", ThresholdMode::LossCut)],
+            )?,
+            pixel_quantile: d.pixel_quantile,
+            image_margin: cx.positive("detection.image_margin", d.image_margin)?,
+            smoothing_sigma: cx.non_negative("detection.smoothing_sigma", d.smoothing_sigma)? as f32,
+        };
         Ok(Parameters {
             experiment_name: raw.experiment_name.clone(),
             preprocessing,
             model_training,
             plotting,
+            detection,
         })
+    }
+}
+
+/// `preprocessing.remove_background`, validated.
+fn resolve_remove_background(
+    cx: &Ctx<'_>,
+    r: &super::raw::RawRemoveBackground,
+) -> Result<RemoveBackground, ConfigError> {
+    use crate::preprocess::background::{Cutout, Method, onnx};
+    const KEY: &str = "preprocessing.remove_background";
+    let method = cx.choice(
+        &format!("{KEY}.method"),
+        &r.method,
+        &[
+            ("auto", Method::Auto),
+            ("onnx", Method::Onnx),
+            ("classical", Method::Classical),
+        ],
+    )?;
+    let cutout = cx.choice(
+        &format!("{KEY}.cutout"),
+        &r.cutout,
+        &[
+            ("premultiplied", Cutout::Premultiplied),
+            ("putalpha", Cutout::PutAlpha),
+        ],
+    )?;
+    let model = r.model.trim();
+    let model = if onnx::is_model_path(model) {
+        expand_home(model).display().to_string()
+    } else {
+        cx.choice(
+            &format!("{KEY}.model"),
+            model,
+            &onnx::KNOWN_MODELS.map(|m| (m, m)),
+        )
+        .map_err(|e| match e {
+            ConfigError::Invalid {
+                path,
+                line,
+                key,
+                message,
+            } => ConfigError::Invalid {
+                path,
+                line,
+                key,
+                message: format!("{message}, or a path to a .onnx file"),
+            },
+            other => other,
+        })?
+        .to_string()
+    };
+    let onnxruntime = match r.onnxruntime.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(p) => Some(expand_home(p)),
+    };
+    Ok(RemoveBackground {
+        max_workers: cx.count(&format!("{KEY}.max_workers"), r.max_workers, 1)?,
+        method,
+        model,
+        onnxruntime,
+        post_process_mask: r.post_process_mask,
+        cutout,
+    })
+}
+
+/// `~/x` -> `$HOME/x`; anything else unchanged.
+fn expand_home(p: &str) -> std::path::PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
+        _ => std::path::PathBuf::from(p),
     }
 }
 
@@ -677,6 +842,21 @@ mod tests {
     }
 
     #[test]
+    fn alignment_keys_of_pixal_have_defaults_and_ranges() {
+        let p = parse("preprocessing:\n  alignment:\n    knn_ratio: 0.7\n").unwrap();
+        assert_eq!(p.preprocessing.alignment.n_features, 5000);
+        assert!(p.preprocessing.alignment.refine);
+        let p = parse("preprocessing:\n  alignment:\n    n_features: 800\n    refine: False\n")
+            .unwrap();
+        assert_eq!(p.preprocessing.alignment.n_features, 800);
+        assert!(!p.preprocessing.alignment.refine);
+        let msg = parse("preprocessing:\n  alignment:\n    n_features: 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("`preprocessing.alignment.n_features`"), "{msg}");
+    }
+
+    #[test]
     fn range_and_type_errors_name_the_key() {
         let cases: &[(&str, &str)] = &[
             (
@@ -746,6 +926,67 @@ mod tests {
         assert_eq!(p.model_training.huber_delta, 0.25);
         let p = parse("preprocessing:\n  preprocessor:\n    channels: [\"ALL\"]\n    weights: [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]\n").unwrap();
         assert_eq!(p.preprocessing.preprocessor.channels, Channel::ALL.to_vec());
+    }
+
+    #[test]
+    fn model_type_and_device_keys() {
+        let p = parse("").unwrap();
+        assert_eq!(p.model_training.model_type, ModelType::Autoencoder);
+        assert_eq!(p.model_training.device, TrainDevice::Auto);
+        let p = parse("model_training:\n  model_type: pixel_stats\n  device: CPU\n").unwrap();
+        assert_eq!(p.model_training.model_type, ModelType::PixelStats);
+        assert_eq!(p.model_training.device, TrainDevice::Cpu);
+        let msg = err("model_training:\n  model_type: pixelstats\n");
+        assert!(msg.contains("did you mean `pixel_stats`"), "{msg}");
+        let msg = err("model_training:\n  device: gpu\n");
+        assert!(msg.contains("`model_training.device`"), "{msg}");
+    }
+
+    #[test]
+    fn detection_keys() {
+        use crate::detect::score::{Scoring, ThresholdMode};
+        let p = parse("").unwrap();
+        assert_eq!(p.detection.scoring, Scoring::Standardized);
+        assert_eq!(p.detection.threshold, ThresholdMode::Auto);
+        let p = parse("detection:\n  scoring: raw\n  threshold: loss_cut\n  smoothing_sigma: 0\n").unwrap();
+        assert_eq!(p.detection.scoring, Scoring::Raw);
+        assert_eq!(p.detection.threshold, ThresholdMode::LossCut);
+        let msg = err("detection:\n  pixel_quantile: 1.5\n");
+        assert!(msg.contains("`detection.pixel_quantile`"), "{msg}");
+        let msg = err("detection:\n  threshold: lossCut\n");
+        assert!(msg.contains("did you mean `loss_cut`"), "{msg}");
+    }
+
+    #[test]
+    fn remove_background_keys_have_defaults_and_are_checked() {
+        use crate::preprocess::background::{Cutout, Method};
+        let r = parse("").unwrap().preprocessing.remove_background;
+        assert_eq!(r.method, Method::Auto);
+        assert_eq!(r.model, "u2net");
+        assert_eq!(r.onnxruntime, None);
+        assert!(!r.post_process_mask);
+        assert_eq!(r.cutout, Cutout::Premultiplied);
+        let shipped = parse(SHIPPED).unwrap().preprocessing.remove_background;
+        assert_eq!((shipped.method, shipped.max_workers), (Method::Auto, 8));
+        let r = parse(
+            "preprocessing:\n  remove_background:\n    method: Classical\n    model: models/my.onnx\n    onnxruntime: /opt/ort/lib\n    post_process_mask: true\n    cutout: putalpha\n",
+        )
+        .unwrap()
+        .preprocessing
+        .remove_background;
+        assert_eq!(r.method, Method::Classical);
+        assert_eq!(r.model, "models/my.onnx");
+        assert_eq!(r.onnxruntime.as_deref(), Some(Path::new("/opt/ort/lib")));
+        assert!(r.post_process_mask);
+        assert_eq!(r.cutout, Cutout::PutAlpha);
+        let msg = err("preprocessing:\n  remove_background:\n    model: u2nett\n");
+        assert!(msg.contains("did you mean `u2net`"), "{msg}");
+        assert!(msg.contains("or a path to a .onnx file"), "{msg}");
+        assert!(msg.starts_with("parameters.yaml:3:"), "{msg}");
+        let msg = err("preprocessing:\n  remove_background:\n    method: rembg\n");
+        assert!(msg.contains("expected one of: auto, onnx, classical"), "{msg}");
+        let msg = err("preprocessing:\n  remove_background:\n    cutout: naive\n");
+        assert!(msg.contains("premultiplied, putalpha"), "{msg}");
     }
 
     #[test]

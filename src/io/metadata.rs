@@ -41,6 +41,29 @@ pub struct PreprocessingMetadata {
     pub reference_image: Option<String>,
     /// The ML input file, relative to the type folder.
     pub npz: String,
+    /// Where every row of `data` came from, in order (photo, crop box, homography), so anomaly
+    /// maps can be drawn back onto the photo.
+    #[serde(default)]
+    pub rows: Vec<RowSource>,
+}
+
+/// The provenance of one row of `data`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RowSource {
+    /// The image make_input read.
+    pub file: String,
+    /// The original photo (the same file when no earlier stage ran).
+    pub photo: String,
+    /// The image type.
+    pub type_name: String,
+    /// This row's crop box (at validation, the stored box re-centred on this image).
+    pub crop_box: Option<CropBox>,
+    /// Homography from the photo to the reference frame (row-major), when it was aligned.
+    pub homography: Option<[f64; 9]>,
+    /// Width and height of the image make_input read (the reference frame when aligned).
+    pub frame: [u32; 2],
+    /// Width and height of the original photo.
+    pub photo_size: [u32; 2],
 }
 
 /// Writes any serialisable record as YAML, atomically.
@@ -93,6 +116,15 @@ mod tests {
             row_types: vec!["front".into(), "front".into()],
             reference_image: None,
             npz: "out.npz".into(),
+            rows: vec![RowSource {
+                file: "a.png".into(),
+                photo: "raw/a.jpg".into(),
+                type_name: "front".into(),
+                crop_box: None,
+                homography: Some([1.0, 0.0, 2.5, 0.0, 1.0, -1.0, 0.0, 0.0, 1.0]),
+                frame: [10, 12],
+                photo_size: [10, 12],
+            }],
         };
         write_yaml(&p, &m).unwrap();
         let back: PreprocessingMetadata = read_yaml(&p).unwrap();

@@ -1,10 +1,15 @@
 //! Pure image-processing cores of the preprocessing stages: the feature channels, the crop box
 //! (zero pruning) and average pooling. Nothing here touches the file system or prints.
 
+pub mod align;
+pub mod background;
 pub mod channel;
 pub mod crop;
 pub mod features;
+pub mod homography;
 pub mod input;
+pub mod keypoints;
 pub mod pool;
+pub mod ssim;
 
 pub use channel::Channel;

@@ -4,6 +4,8 @@
 //! no maths beyond laying the data out.
 
 pub mod colormap;
+pub mod html;
+pub mod overlay;
 pub mod plot;
 
 use std::path::PathBuf;

@@ -306,90 +306,172 @@ pub fn bin_counts(values: &[f64], bins: usize) -> (f64, f64, Vec<u64>) {
 
 /// A histogram of `values` in `bins` equal bins, with optional vertical markers (thresholds).
 /// With `axes.log_y` the counts are drawn on a log axis (empty bins left out).
-pub fn histogram(
+pub fn histogram(path: &Path, axes: &Axes, values: &[f64], bins: usize, markers: &[Marker]) -> Result<(), PlotError> {
+    let sets = [(format!("{} values", values.iter().filter(|v| v.is_finite()).count()), values.to_vec())];
+    render(path, SIZE, |root| draw_histograms(root, axes, &sets, bins, markers, 26))
+}
+
+/// Several histograms over one shared bin range, drawn semi-transparent on the same axes (for
+/// comparing distributions, e.g. true vs predicted values).
+pub fn overlaid_histograms(path: &Path, axes: &Axes, sets: &[(String, Vec<f64>)], bins: usize) -> Result<(), PlotError> {
+    render(path, SIZE, |root| draw_histograms(root, axes, sets, bins, &[], 26))
+}
+
+/// One histogram panel per (name, values), in a grid, each with its own axes; the panel's name
+/// is its title.
+pub fn panel_histograms(
     path: &Path,
+    title: &str,
     axes: &Axes,
-    values: &[f64],
+    panels: &[(String, Vec<f64>)],
+    bins: usize,
+) -> Result<(), PlotError> {
+    let n = panels.len().max(1);
+    let cols = if n <= 2 { n } else { 3 };
+    let rows = n.div_ceil(cols);
+    let size = (420 * cols as u32 + 40, 330 * rows as u32 + 60);
+    render(path, size, |root| {
+        let (top, body) = root.split_vertically(50);
+        top.draw(&Text::new(title.to_string(), (16, 12), ("sans-serif", 26).into_font()))
+            .map_err(|e| e.to_string())?;
+        let areas = body.split_evenly((rows, cols));
+        for ((name, values), area) in panels.iter().zip(areas.iter()) {
+            let a = Axes { title: name.clone(), ..axes.clone() };
+            let sets = [(format!("{} values", values.len()), values.clone())];
+            draw_histograms(area, &a, &sets, bins, &[], 18)?;
+        }
+        no_data_note(root, panels.is_empty())
+    })
+}
+
+/// Draws histograms of `sets` over a shared bin range into `area`.
+fn draw_histograms(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    axes: &Axes,
+    sets: &[(String, Vec<f64>)],
     bins: usize,
     markers: &[Marker],
-) -> Result<(), PlotError> {
-    let (lo, hi, counts) = bin_counts(values, bins);
-    let width = (hi - lo) / counts.len() as f64;
+    title_size: u32,
+) -> Result<(), String> {
+    let all: Vec<f64> = sets.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+    let (lo, hi, _) = bin_counts(&all, bins);
+    let bins = bins.max(1);
+    let width = (hi - lo) / bins as f64;
+    let counts: Vec<Vec<u64>> = sets
+        .iter()
+        .map(|(_, v)| {
+            let mut c = vec![0u64; bins];
+            for &x in v.iter().filter(|x| x.is_finite()) {
+                let i = (((x - lo) / (hi - lo)) * bins as f64) as usize;
+                c[i.min(bins - 1)] += 1;
+            }
+            c
+        })
+        .collect();
     let (x0, x1) = range(markers.iter().map(|m| m.x).chain([lo, hi]), false);
-    let max_count = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
-    let empty = counts.iter().all(|&c| c == 0);
-    render(path, SIZE, |root| {
-        let mut b = ChartBuilder::on(root);
-        b.caption(&axes.title, ("sans-serif", 26))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(84);
-        macro_rules! body {
-            ($chart:expr, $floor:expr) => {{
-                let mut chart = $chart;
+    let max_count = counts.iter().flatten().copied().max().unwrap_or(0).max(1) as f64;
+    let empty = counts.iter().flatten().all(|&c| c == 0);
+    let small = title_size < 24;
+    let mut b = ChartBuilder::on(area);
+    b.caption(&axes.title, ("sans-serif", title_size))
+        .margin(if small { 8 } else { 16 })
+        .x_label_area_size(if small { 36 } else { 48 })
+        .y_label_area_size(if small { 64 } else { 84 });
+    let alpha = if sets.len() > 1 { 0.5 } else { 0.8 };
+    macro_rules! body {
+        ($chart:expr, $floor:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc(axes.x_label.as_str())
+                .y_desc(axes.y_label.as_str())
+                .label_style(("sans-serif", if small { 12 } else { 16 }))
+                .axis_desc_style(("sans-serif", if small { 14 } else { 20 }))
+                .x_labels(if small { 5 } else { 10 })
+                .x_label_formatter(&|v| format_tick(*v))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (k, ((name, _), c)) in sets.iter().zip(&counts).enumerate() {
+                let colour = PALETTE[k % PALETTE.len()];
                 chart
-                    .configure_mesh()
-                    .x_desc(axes.x_label.as_str())
-                    .y_desc(axes.y_label.as_str())
-                    .label_style(("sans-serif", 16))
-                    .axis_desc_style(("sans-serif", 20))
-                    .draw()
-                    .map_err(|e| e.to_string())?;
-                chart
-                    .draw_series(counts.iter().enumerate().filter(|(_, c)| **c > 0).map(
-                        |(i, &c)| {
-                            let xa = lo + i as f64 * width;
-                            Rectangle::new(
-                                [(xa, $floor), (xa + width, c as f64)],
-                                PALETTE[0].mix(0.8).filled(),
-                            )
-                        },
-                    ))
+                    .draw_series(c.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, &n)| {
+                        let xa = lo + i as f64 * width;
+                        Rectangle::new([(xa, $floor), (xa + width, n as f64)], colour.mix(alpha).filled())
+                    }))
                     .map_err(|e| e.to_string())?
-                    .label(format!(
-                        "{} values",
-                        values.iter().filter(|v| v.is_finite()).count()
-                    ))
-                    .legend(|(x, y)| {
-                        Rectangle::new([(x, y - 6), (x + 20, y + 6)], PALETTE[0].filled())
-                    });
-                for (i, m) in markers.iter().enumerate() {
-                    let c = PALETTE[(i + 3) % PALETTE.len()];
-                    chart
-                        .draw_series(LineSeries::new(
-                            vec![(m.x, $floor), (m.x, max_count * 1.05)],
-                            c.stroke_width(3),
-                        ))
-                        .map_err(|e| e.to_string())?
-                        .label(m.label.as_str())
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3))
-                        });
-                }
+                    .label(name.as_str())
+                    .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], colour.filled()));
+            }
+            for (i, m) in markers.iter().enumerate() {
+                let c = PALETTE[(i + 3) % PALETTE.len()];
                 chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .label_font(("sans-serif", 18))
-                    .position(SeriesLabelPosition::UpperRight)
-                    .draw()
+                    .draw_series(LineSeries::new(vec![(m.x, $floor), (m.x, max_count * 1.05)], c.stroke_width(3)))
+                    .map_err(|e| e.to_string())?
+                    .label(m.label.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", if small { 13 } else { 18 }))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }};
+    }
+    if axes.log_y {
+        body!(
+            b.build_cartesian_2d(x0..x1, (0.5..max_count * 2.0).log_scale())
+                .map_err(|e| e.to_string())?,
+            0.5
+        );
+    } else {
+        body!(
+            b.build_cartesian_2d(x0..x1, 0.0..max_count * 1.08).map_err(|e| e.to_string())?,
+            0.0
+        );
+    }
+    no_data_note(area, empty)
+}
+
+/// A 2x2 confusion matrix `[[tn, fp], [fn, tp]]` with counts and row percentages.
+pub fn confusion_matrix(path: &Path, title: &str, m: [[u64; 2]; 2]) -> Result<(), PlotError> {
+    render(path, (640, 560), |root| {
+        root.draw(&Text::new(title.to_string(), (16, 12), ("sans-serif", 24).into_font()))
+            .map_err(|e| e.to_string())?;
+        let (x0, y0, cell) = (170i32, 110i32, 200i32);
+        let max = m.iter().flatten().copied().max().unwrap_or(0).max(1) as f32;
+        let names = ["good", "anomalous"];
+        for (r, row) in m.iter().enumerate() {
+            let total: u64 = row.iter().sum();
+            for (c, &v) in row.iter().enumerate() {
+                let t = v as f32 / max;
+                let col = super::colormap::viridis(t);
+                let (x, y) = (x0 + c as i32 * cell, y0 + r as i32 * cell);
+                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], RGBColor(col[0], col[1], col[2]).filled()))
                     .map_err(|e| e.to_string())?;
-            }};
+                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], BLACK.stroke_width(1)))
+                    .map_err(|e| e.to_string())?;
+                let pct = if total > 0 { 100.0 * v as f64 / total as f64 } else { 0.0 };
+                let text_col = if t > 0.6 { BLACK } else { WHITE };
+                root.draw(&Text::new(format!("{v}"), (x + cell / 2 - 20, y + cell / 2 - 24), ("sans-serif", 34).into_font().color(&text_col)))
+                    .map_err(|e| e.to_string())?;
+                root.draw(&Text::new(format!("{pct:.1}%"), (x + cell / 2 - 28, y + cell / 2 + 16), ("sans-serif", 18).into_font().color(&text_col)))
+                    .map_err(|e| e.to_string())?;
+            }
+            root.draw(&Text::new(names[r], (x0 - 110, y0 + r as i32 * cell + cell / 2 - 10), ("sans-serif", 20).into_font()))
+                .map_err(|e| e.to_string())?;
         }
-        if axes.log_y {
-            body!(
-                b.build_cartesian_2d(x0..x1, (0.5..max_count * 2.0).log_scale())
-                    .map_err(|e| e.to_string())?,
-                0.5
-            );
-        } else {
-            body!(
-                b.build_cartesian_2d(x0..x1, 0.0..max_count * 1.08)
-                    .map_err(|e| e.to_string())?,
-                0.0
-            );
+        for (c, n) in names.iter().enumerate() {
+            root.draw(&Text::new(*n, (x0 + c as i32 * cell + cell / 2 - 40, y0 - 30), ("sans-serif", 20).into_font()))
+                .map_err(|e| e.to_string())?;
         }
-        no_data_note(root, empty)
+        root.draw(&Text::new("predicted", (x0 + cell - 40, y0 - 62), ("sans-serif", 20).into_font()))
+            .map_err(|e| e.to_string())?;
+        root.draw(&Text::new("true", (20, y0 + cell - 10), ("sans-serif", 20).into_font()))
+            .map_err(|e| e.to_string())?;
+        Ok(())
     })
 }
 
@@ -619,7 +701,21 @@ mod tests {
             "error",
         )
         .unwrap();
-        for f in ["l", "e", "h", "hl", "b", "s", "c"] {
+        let sets = vec![
+            ("true".to_string(), vec![0.1, 0.2, 0.2, 0.5]),
+            ("predicted".to_string(), vec![0.15, 0.2, 0.4]),
+        ];
+        overlaid_histograms(&dir.join("o.png"), &a.clone().log_y(), &sets, 20).unwrap();
+        panel_histograms(
+            &dir.join("p.png"),
+            "per channel",
+            &Axes::new("", "error", "pixels").log_y(),
+            &sets,
+            20,
+        )
+        .unwrap();
+        confusion_matrix(&dir.join("m.png"), "confusion", [[8, 1], [2, 5]]).unwrap();
+        for f in ["l", "e", "h", "hl", "b", "s", "c", "o", "p", "m"] {
             let img = image::open(dir.join(format!("{f}.png"))).unwrap().to_rgb8();
             // Something other than white was drawn.
             assert!(

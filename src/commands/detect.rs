@@ -1,0 +1,749 @@
+//! `pixal detect`: anomaly maps, scores and verdicts for preprocessed images (`out.npz` +
+//! `metadata/preprocessing.yaml` of the validate tree), mapped back onto the photos, with the
+//! original's figures, `scores.csv`, `summary.json`, `report.html`, and real metrics when ground
+//! truth masks are given.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use ndarray::{Array2, Axis};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{Summary, UsageError};
+use crate::config::Config;
+use crate::detect::maps::{Geometry, to_gray16, to_photo};
+use crate::detect::metrics::{self, ScoredMask};
+use crate::detect::score::{self, Calibration, ScoreSettings, Scoring, ThresholdMode};
+use crate::io::metadata::{PreprocessingMetadata, RowSource, read_yaml};
+use crate::io::npz::read_input;
+use crate::model::TrainedModel;
+use crate::report::html::{ReportRow, page};
+use crate::report::overlay::{OverlayFigure, blend, gray_from_map, save_overlay};
+use crate::report::plot::{self, Axes, Marker, Series};
+
+/// One preprocessed input to detect on.
+#[derive(Debug, Clone)]
+pub struct DetectJob {
+    /// Type name (None in one-hot mode).
+    pub ty: Option<String>,
+    /// The npz.
+    pub npz: PathBuf,
+    /// Its `preprocessing.yaml`.
+    pub metadata: PathBuf,
+    /// Where outputs go (the validate type folder).
+    pub out_dir: PathBuf,
+}
+
+/// Runs detect on `input` (a validate component folder holding `<type>/out.npz`) or on the
+/// validate tree paths.yaml gives.
+pub fn run(cfg: &Config, input: Option<&Path>, truth: Option<&Path>) -> anyhow::Result<Summary> {
+    let root = input.map_or_else(|| cfg.layout.validate_component_root().to_path_buf(), Path::to_path_buf);
+    let jobs = find_jobs(cfg, &root)?;
+    let mut summary = Summary::new("detect");
+    for job in &jobs {
+        if let Err(e) = detect_job(cfg, job, truth, &mut summary) {
+            summary.fail(&job.npz, format!("{}: {e:#}", job.npz.display()));
+        }
+    }
+    Ok(summary)
+}
+
+/// The (type, npz) pairs under a validate component folder.
+pub fn find_jobs(cfg: &Config, root: &Path) -> anyhow::Result<Vec<DetectJob>> {
+    let file = &cfg.params.preprocessing.preprocessor.file_name;
+    let mut jobs = Vec::new();
+    if cfg.params.model_training.one_hot_encoding {
+        let npz = root.join(file);
+        if npz.is_file() {
+            jobs.push(DetectJob { ty: None, metadata: root.join("metadata/preprocessing.yaml"), out_dir: root.to_path_buf(), npz });
+        }
+    } else if let Ok(rd) = std::fs::read_dir(root) {
+        let mut dirs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join(file).is_file()).collect();
+        dirs.sort();
+        for d in dirs {
+            let ty = d.file_name().map(|n| n.to_string_lossy().into_owned());
+            jobs.push(DetectJob { ty, npz: d.join(file), metadata: d.join("metadata/preprocessing.yaml"), out_dir: d });
+        }
+    }
+    if jobs.is_empty() {
+        return Err(UsageError(format!(
+            "{}: no preprocessed input found (expected <type>/{file} with metadata/preprocessing.yaml; run `pixal validate` or pass -i)",
+            root.display()
+        ))
+        .into());
+    }
+    Ok(jobs)
+}
+
+/// The thresholds a run used.
+#[derive(Debug, Clone, Serialize)]
+pub struct Thresholds {
+    /// `auto` or `loss_cut`.
+    pub mode: ThresholdMode,
+    /// `standardized` or `raw`.
+    pub scoring: Scoring,
+    /// Pixel threshold on the score (auto) or on the raw error (loss_cut).
+    pub pixel: f64,
+    /// Image threshold on the image score (auto); loss_cut: an image is anomalous when any
+    /// pixel is.
+    pub image: Option<f64>,
+    /// Whether loss_cut compares log10 values (`use_log_loss`).
+    pub use_log_loss: bool,
+    /// Calibration on the held-out good images of training.
+    pub calibration: Option<Calibration>,
+}
+
+/// The result for one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageResult {
+    /// Row index in the npz.
+    pub index: usize,
+    /// The original photo.
+    pub photo: String,
+    /// Image type.
+    pub type_name: String,
+    /// Max of the smoothed score map.
+    pub score: f64,
+    /// Mean of the score map.
+    pub mean_score: f64,
+    /// `anomalous` or `good`.
+    pub verdict: String,
+    /// Pooled pixels above the pixel threshold.
+    pub anomalous_pixels: usize,
+    /// Their share of the pooled pixels, percent.
+    pub anomalous_percent: f64,
+    /// The anomaly map on the photo grid, .npy (float32) and 16-bit PNG.
+    pub map_npy: String,
+    /// 16-bit PNG of the map: value = min(score / png_scale, 1) * 65535.
+    pub map_png: String,
+    /// Ground truth when given: true = the mask has anomalous pixels.
+    pub truth: Option<bool>,
+}
+
+/// Metrics against ground truth.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Metrics {
+    /// Image AUROC (image score = max of the map).
+    pub image_auroc: Option<f64>,
+    /// Pixel AUROC over all photo pixels.
+    pub pixel_auroc: Option<f64>,
+    /// AUPRO up to FPR 0.3, normalised.
+    pub aupro_0_3: Option<f64>,
+    /// Best pixel F1 over thresholds.
+    pub pixel_f1_max: Option<f64>,
+    /// Best image F1 over thresholds.
+    pub image_f1_max: Option<f64>,
+    /// Images with a ground-truth mask found (the rest count as good).
+    pub masks_found: usize,
+    /// Image confusion matrix at the used image threshold [[tn, fp], [fn, tp]].
+    pub confusion: [[u64; 2]; 2],
+}
+
+/// The summary of one detect run of one type.
+#[derive(Debug, Clone, Serialize)]
+pub struct TypeSummary {
+    /// Type (None in one-hot mode).
+    pub type_name: Option<String>,
+    /// The model dir used.
+    pub model: String,
+    /// The model kind.
+    pub model_kind: String,
+    /// Thresholds used.
+    pub thresholds: Thresholds,
+    /// Scale of the 16-bit PNG maps.
+    pub png_scale: f64,
+    /// Per image.
+    pub images: Vec<ImageResult>,
+    /// Metrics, when ground truth was given.
+    pub metrics: Option<Metrics>,
+    /// pixal version.
+    pub version: String,
+}
+
+fn file_stem(p: &str) -> String {
+    Path::new(p).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Detects on one npz; writes everything into the job's out_dir.
+pub fn detect_job(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &mut Summary) -> anyhow::Result<TypeSummary> {
+    let ty = job.ty.as_deref();
+    let log_file = cfg.layout.validate_logs(ty).join("detect.log");
+    if let Err(e) = crate::logging::set_log_file(&log_file) {
+        summary.warn(format!("cannot open log file {e}"));
+    }
+    let r = detect_logged(cfg, job, truth, summary);
+    crate::logging::close_log_file();
+    r
+}
+
+fn detect_logged(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &mut Summary) -> anyhow::Result<TypeSummary> {
+    let ty = job.ty.as_deref();
+    let label = ty.unwrap_or("all types");
+    let meta: PreprocessingMetadata = read_yaml(&job.metadata)?;
+    let input = read_input(&job.npz)?;
+    let model_dir = cfg.layout.model(ty);
+    let model = TrainedModel::load(&model_dir)
+        .with_context(|| format!("loading the model for {label} from {} (train it first)", model_dir.display()))?;
+    let (n, p, c) = input.data.dim();
+    if model.input_shape() != (p, c) {
+        return Err(anyhow!(
+            "{}: {p} pixels x {c} channels per image, but the model in {} expects {} x {} (preprocess with the training settings)",
+            job.npz.display(),
+            model_dir.display(),
+            model.input_shape().0,
+            model.input_shape().1
+        ));
+    }
+    let shape = input.shape;
+    log::info!("detect {label}: {n} image(s), model {} ({:?})", model_dir.display(), model.kind());
+    let labels = input.labels.as_ref().map(|l| l.view());
+    let errors = model.error_maps(input.data.view(), labels)?;
+
+    // Scoring and thresholds.
+    let d = &cfg.params.detection;
+    let pl = &cfg.params.plotting;
+    let settings = ScoreSettings {
+        scoring: d.scoring,
+        smoothing_sigma: d.smoothing_sigma,
+        pixel_quantile: d.pixel_quantile,
+        image_margin: d.image_margin,
+    };
+    let val_path = model_dir.join("validation_error_maps.npy");
+    let calibration = match ndarray_npy::read_npy::<_, Array2<f32>>(&val_path) {
+        Ok(v) if v.dim().1 == p && v.dim().0 > 0 => Some(score::calibrate(v.view(), shape, &settings)),
+        Ok(_) => None,
+        Err(e) => {
+            summary.warn(format!("{}: cannot read held-out error maps ({e}); automatic thresholds and standardised scores are unavailable", val_path.display()));
+            None
+        }
+    };
+    let (mode, scoring) = match (&calibration, d.threshold, d.scoring) {
+        (None, _, _) => (ThresholdMode::LossCut, Scoring::Raw),
+        (Some(_), m, s) => (m, s),
+    };
+    if mode == ThresholdMode::LossCut && d.threshold == ThresholdMode::Auto {
+        summary.warn(format!("detect {label}: falling back to loss_cut {} on raw errors", pl.loss_cut));
+    }
+    let settings = ScoreSettings { scoring, ..settings };
+    let (mean, std) = match &calibration {
+        Some(cal) => (cal.mean.clone(), cal.std.clone()),
+        None => (vec![0.0; p], vec![1.0; p]),
+    };
+    let thresholds = Thresholds {
+        mode,
+        scoring,
+        pixel: match (mode, &calibration) {
+            (ThresholdMode::Auto, Some(cal)) => cal.pixel_threshold,
+            _ => pl.loss_cut,
+        },
+        image: match (mode, &calibration) {
+            (ThresholdMode::Auto, Some(cal)) => Some(cal.image_threshold),
+            _ => None,
+        },
+        use_log_loss: pl.use_log_loss,
+        calibration: calibration.clone(),
+    };
+    let pixel_thr = thresholds.pixel as f32;
+    let png_scale = (2.0 * thresholds.pixel).max(1e-12);
+    log::info!(
+        "detect {label}: {:?} scoring, {:?} thresholds: pixel {:.4}{}",
+        scoring,
+        mode,
+        thresholds.pixel,
+        thresholds.image.map(|t| format!(", image {t:.4}")).unwrap_or_default()
+    );
+
+    let figures_dir = cfg.layout.validate_figures(ty);
+    let maps_dir = job.out_dir.join("anomaly_maps");
+    let pool = meta.preprocessor.pool_size.max(1) as usize;
+    let rows: Vec<RowSource> = if meta.rows.len() == n {
+        meta.rows.clone()
+    } else {
+        (0..n)
+            .map(|i| RowSource {
+                file: meta.files.get(i).cloned().unwrap_or_default(),
+                photo: meta.files.get(i).cloned().unwrap_or_default(),
+                type_name: meta.row_types.get(i).cloned().unwrap_or_default(),
+                crop_box: meta.crop_box,
+                homography: None,
+                frame: meta.image_size,
+                photo_size: meta.image_size,
+            })
+            .collect()
+    };
+    let truth_index = truth.map(MaskIndex::new).transpose()?;
+
+    // Per image: score map, verdict, photo map, overlay.
+    let bar = crate::logging::progress(n as u64, &format!("detect {label}"));
+    let per_image: Vec<anyhow::Result<(ImageResult, Option<GroundTruth>)>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let e = errors.row(i).to_vec();
+            let smap = score::score_map(&e, &mean, &std, shape, &settings);
+            let (img_score, img_mean) = score::image_score(&smap);
+            let decide: Vec<bool> = match mode {
+                ThresholdMode::Auto => smap.iter().map(|&v| v >= pixel_thr).collect(),
+                ThresholdMode::LossCut => e.iter().map(|&v| score::exceeds_loss_cut(v, pl.loss_cut, pl.use_log_loss)).collect(),
+            };
+            let count = decide.iter().filter(|&&b| b).count();
+            let anomalous = match (mode, thresholds.image) {
+                (ThresholdMode::Auto, Some(t)) => f64::from(img_score) >= t,
+                _ => count > 0,
+            };
+            let shown = if mode == ThresholdMode::LossCut { &e } else { &smap };
+            let row = &rows[i];
+            let geometry = Geometry {
+                pooled: shape,
+                pool,
+                crop: row.crop_box,
+                frame: (row.frame[0], row.frame[1]),
+                homography: row.homography,
+                photo: (row.photo_size[0], row.photo_size[1]),
+            };
+            let photo_map = to_photo(shown, &geometry);
+            let stem = format!("{:03}_{}", i, file_stem(&row.photo));
+            let npy = maps_dir.join(format!("{stem}_anomaly.npy"));
+            let png = maps_dir.join(format!("{stem}_anomaly.png"));
+            crate::io::atomic::write_with(&npy, |w| {
+                use ndarray_npy::WriteNpyExt;
+                photo_map.write_npy(w).map_err(|e| e.to_string())
+            })?;
+            crate::io::image::save_png(&to_gray16(&photo_map, png_scale as f32), &png)?;
+            if pl.plot_anomaly_heatmap {
+                let photo = crate::io::image::load_rgb8(Path::new(&row.photo))
+                    .or_else(|_| crate::io::image::load_rgb8(Path::new(&row.file)))?;
+                let photo = if photo.dimensions() == geometry.photo {
+                    photo
+                } else {
+                    image::imageops::resize(&photo, geometry.photo.0, geometry.photo.1, image::imageops::FilterType::Triangle)
+                };
+                let over = blend(&photo, &photo_map, png_scale as f32, pixel_thr);
+                let gray: Vec<f32> = input.data.index_axis(Axis(0), i).rows().into_iter().map(|r| r.mean().unwrap_or(0.0)).collect();
+                // Min-max, so the pooled view shows the part's structure whatever the channels.
+                let gmin = gray.iter().copied().fold(f32::INFINITY, f32::min);
+                let gmax = gray.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let span = (gmax - gmin).max(1e-6);
+                let gray: Vec<f32> = gray.iter().map(|v| (v - gmin) / span).collect();
+                let pooled_map = Array2::from_shape_vec(shape, shown.clone()).map_err(|e| anyhow!(e))?;
+                let pooled = blend(&gray_from_map(&gray, shape), &pooled_map, png_scale as f32, pixel_thr);
+                let title = format!(
+                    "{} [{}]  score {:.3}  {}  ({} anomalous pooled px, {:.2}%)",
+                    file_stem(&row.photo),
+                    row.type_name,
+                    img_score,
+                    if anomalous { "ANOMALOUS" } else { "good" },
+                    count,
+                    100.0 * count as f64 / p.max(1) as f64
+                );
+                save_overlay(
+                    &figures_dir.join(format!("anomaly_overlay_{i}.png")),
+                    &OverlayFigure { title, photo: &over, pooled: &pooled, scale: png_scale as f32, threshold: pixel_thr },
+                )?;
+            }
+            let gt = match &truth_index {
+                Some(idx) => {
+                    let mask = idx.mask_for(&row.photo, &row.type_name, geometry.photo)?;
+                    let found = mask.is_some();
+                    let mask = mask.unwrap_or_else(|| vec![false; photo_map.len()]);
+                    Some(GroundTruth {
+                        scores: photo_map.iter().copied().collect(),
+                        mask,
+                        found,
+                        width: geometry.photo.0 as usize,
+                    })
+                }
+                None => None,
+            };
+            let truth_label = gt.as_ref().map(|g| g.mask.iter().any(|&b| b));
+            bar.inc(1);
+            Ok((
+                ImageResult {
+                    index: i,
+                    photo: row.photo.clone(),
+                    type_name: row.type_name.clone(),
+                    score: f64::from(img_score),
+                    mean_score: f64::from(img_mean),
+                    verdict: if anomalous { "anomalous" } else { "good" }.into(),
+                    anomalous_pixels: count,
+                    anomalous_percent: 100.0 * count as f64 / p.max(1) as f64,
+                    map_npy: npy.display().to_string(),
+                    map_png: png.display().to_string(),
+                    truth: truth_label,
+                },
+                gt,
+            ))
+        })
+        .collect();
+    bar.finish_and_clear();
+
+    let mut images = Vec::new();
+    let mut gts = Vec::new();
+    for (i, r) in per_image.into_iter().enumerate() {
+        match r {
+            Ok((res, gt)) => {
+                summary.processed += 1;
+                images.push(res);
+                if let Some(g) = gt {
+                    gts.push(g);
+                }
+            }
+            Err(e) => summary.fail(Path::new(&rows[i].photo), format!("{}: {e:#}", rows[i].photo)),
+        }
+    }
+    for im in &images {
+        summary.output(Path::new(&im.map_npy));
+    }
+
+    let mut figures: Vec<PathBuf> = Vec::new();
+    figures.extend(write_figures(cfg, &model, &input, &errors, &thresholds, &figures_dir, summary)?);
+    let metrics = if truth.is_some() {
+        let m = compute_metrics(&images, &gts);
+        if pl.plot_roc_recall_curve || pl.plot_confusion_matrix {
+            figures.extend(metric_figures(&images, &gts, &m, &figures_dir)?);
+        }
+        Some(m)
+    } else {
+        None
+    };
+
+    let ts = TypeSummary {
+        type_name: job.ty.clone(),
+        model: model_dir.display().to_string(),
+        model_kind: format!("{:?}", model.kind()),
+        thresholds,
+        png_scale,
+        images,
+        metrics,
+        version: crate::VERSION.into(),
+    };
+    write_outputs(cfg, job, &ts, &figures, summary)?;
+    Ok(ts)
+}
+
+/// Finds ground-truth masks: `<dir>/<stem>_mask.png`, `<dir>/<type>/<stem>_mask.png`, or the
+/// MVTec / anomalib layout `<dir>/<defect>/<stem>_mask.png` where `<defect>` is the photo's
+/// folder name; otherwise a unique `<stem>_mask.png` anywhere below `<dir>`.
+pub struct MaskIndex {
+    dir: PathBuf,
+    by_stem: HashMap<String, Vec<PathBuf>>,
+}
+
+impl MaskIndex {
+    /// Indexes every `*_mask.png` below `dir`.
+    pub fn new(dir: &Path) -> anyhow::Result<MaskIndex> {
+        if !dir.is_dir() {
+            return Err(UsageError(format!("{}: ground-truth folder does not exist", dir.display())).into());
+        }
+        let mut by_stem: HashMap<String, Vec<PathBuf>> = HashMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else { continue };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                    if let Some(stem) = name.strip_suffix("_mask.png") {
+                        by_stem.entry(stem.to_string()).or_default().push(p.clone());
+                    }
+                }
+            }
+        }
+        for v in by_stem.values_mut() {
+            v.sort();
+        }
+        Ok(MaskIndex { dir: dir.to_path_buf(), by_stem })
+    }
+
+    fn find(&self, photo: &str, type_name: &str) -> Option<PathBuf> {
+        let p = Path::new(photo);
+        let stem = file_stem(photo);
+        let mut candidates = vec![self.dir.join(format!("{stem}_mask.png")), self.dir.join(type_name).join(format!("{stem}_mask.png"))];
+        if let Some(parent) = p.parent().and_then(|d| d.file_name()) {
+            candidates.push(self.dir.join(parent).join(format!("{stem}_mask.png")));
+        }
+        if let Some(c) = candidates.into_iter().find(|c| c.is_file()) {
+            return Some(c);
+        }
+        match self.by_stem.get(&stem) {
+            Some(v) if v.len() == 1 => Some(v[0].clone()),
+            _ => None,
+        }
+    }
+
+    /// The mask of a photo as booleans on the photo grid (`None` when there is no mask: a good
+    /// image). A mask of another size is an error naming it.
+    pub fn mask_for(&self, photo: &str, type_name: &str, size: (u32, u32)) -> anyhow::Result<Option<Vec<bool>>> {
+        let Some(path) = self.find(photo, type_name) else { return Ok(None) };
+        let img = crate::io::image::load_rgb8(&path)?;
+        if img.dimensions() != size {
+            return Err(anyhow!(
+                "{}: mask is {}x{} but the photo is {}x{}",
+                path.display(),
+                img.width(),
+                img.height(),
+                size.0,
+                size.1
+            ));
+        }
+        Ok(Some(img.pixels().map(|p| p.0[0] > 127).collect()))
+    }
+}
+
+/// One image's photo-grid scores and ground truth.
+pub struct GroundTruth {
+    /// Score per photo pixel.
+    pub scores: Vec<f32>,
+    /// Mask per photo pixel.
+    pub mask: Vec<bool>,
+    /// Whether a mask file was found (else the image counts as good).
+    pub found: bool,
+    /// Photo width.
+    pub width: usize,
+}
+
+fn compute_metrics(images: &[ImageResult], gts: &[GroundTruth]) -> Metrics {
+    let scores: Vec<f64> = images.iter().map(|r| r.score).collect();
+    let labels: Vec<bool> = images.iter().map(|r| r.truth.unwrap_or(false)).collect();
+    let mut px_scores = Vec::new();
+    let mut px_labels = Vec::new();
+    for g in gts {
+        px_scores.extend(g.scores.iter().map(|&v| f64::from(v)));
+        px_labels.extend(g.mask.iter().copied());
+    }
+    let masks: Vec<ScoredMask<'_>> = gts.iter().map(|g| ScoredMask { scores: &g.scores, mask: &g.mask, width: g.width }).collect();
+    let mut confusion = [[0u64; 2]; 2];
+    for r in images {
+        let truth = usize::from(r.truth.unwrap_or(false));
+        let pred = usize::from(r.verdict == "anomalous");
+        confusion[truth][pred] += 1;
+    }
+    Metrics {
+        image_auroc: metrics::auroc(&scores, &labels),
+        pixel_auroc: metrics::auroc(&px_scores, &px_labels),
+        aupro_0_3: metrics::aupro(&masks, 0.3),
+        pixel_f1_max: metrics::f1_max(&px_scores, &px_labels).map(|x| x.0),
+        image_f1_max: metrics::f1_max(&scores, &labels).map(|x| x.0),
+        masks_found: gts.iter().filter(|g| g.found).count(),
+        confusion,
+    }
+}
+
+fn metric_figures(images: &[ImageResult], gts: &[GroundTruth], m: &Metrics, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let scores: Vec<f64> = images.iter().map(|r| r.score).collect();
+    let labels: Vec<bool> = images.iter().map(|r| r.truth.unwrap_or(false)).collect();
+    let mut px_scores = Vec::new();
+    let mut px_labels = Vec::new();
+    for g in gts {
+        // Sub-sample the pixels for the curves' figure; the metrics use all of them.
+        let step = (g.scores.len() / 200_000).max(1);
+        px_scores.extend(g.scores.iter().step_by(step).map(|&v| f64::from(v)));
+        px_labels.extend(g.mask.iter().step_by(step).copied());
+    }
+    let mut roc_series = Vec::new();
+    let mut pr_series = Vec::new();
+    for (name, sc, lb, auc) in [("image", &scores, &labels, m.image_auroc), ("pixel", &px_scores, &px_labels, m.pixel_auroc)] {
+        if let Some(c) = metrics::roc_curve(sc, lb) {
+            roc_series.push(Series {
+                name: format!("{name} (AUROC {})", auc.map_or("n/a".into(), |a| format!("{a:.3}"))),
+                points: c.iter().map(|p| (p.fpr, p.tpr)).collect(),
+            });
+        }
+        if let Some(c) = metrics::pr_curve(sc, lb) {
+            pr_series.push(Series { name: name.to_string(), points: c.iter().map(|p| (p.recall, p.precision)).collect() });
+        }
+    }
+    let roc = dir.join("roc_curve.png");
+    plot::line_chart(&roc, &Axes::new("ROC (ground truth masks)", "false positive rate", "true positive rate"), &roc_series)?;
+    out.push(roc);
+    let pr = dir.join("pr_curve.png");
+    plot::line_chart(&pr, &Axes::new("Precision-recall (ground truth masks)", "recall", "precision"), &pr_series)?;
+    out.push(pr);
+    let cm = dir.join("confusion_matrix.png");
+    plot::confusion_matrix(&cm, "Image verdicts vs ground truth", m.confusion)?;
+    out.push(cm);
+    Ok(out)
+}
+
+fn write_figures(
+    cfg: &Config,
+    model: &TrainedModel,
+    input: &crate::io::npz::InputData,
+    errors: &Array2<f32>,
+    t: &Thresholds,
+    dir: &Path,
+    summary: &mut Summary,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let pl = &cfg.params.plotting;
+    let mut out = Vec::new();
+    let raw: Vec<f64> = errors.iter().map(|&v| f64::from(v)).collect();
+    let cut = [Marker { x: pl.loss_cut, label: format!("loss_cut {}", pl.loss_cut) }];
+    let markers: &[Marker] = if t.mode == ThresholdMode::LossCut { &cut } else { &[] };
+    if pl.plot_mse_per_pixel {
+        let p = dir.join("pixel_loss_histogram.png");
+        plot::histogram(&p, &Axes::new("Per-pixel reconstruction error", "error (mean over channels)", "pixels").log_y(), &raw, 100, markers)?;
+        out.push(p);
+        let logs: Vec<f64> = raw.iter().filter(|v| **v > 0.0).map(|v| v.log10()).collect();
+        let lm = [Marker { x: pl.loss_cut.max(1e-30).log10(), label: format!("log10 loss_cut {}", pl.loss_cut) }];
+        let p = dir.join("pixel_loss_log_histogram.png");
+        plot::histogram(&p, &Axes::new("Per-pixel reconstruction error (log10)", "log10 error", "pixels").log_y(), &logs, 100, if t.mode == ThresholdMode::LossCut { &lm } else { &[] })?;
+        out.push(p);
+    }
+    let need_recon = pl.plot_abs_loss_per_pixel || pl.plot_distributions || pl.plot_pixel_predictions;
+    if need_recon {
+        let labels = input.labels.as_ref().map(|l| l.view());
+        let (recon, scaled) = model.reconstruct_scaled(input.data.view(), labels)?;
+        let names = model.channels().to_vec();
+        if pl.plot_abs_loss_per_pixel {
+            let panels: Vec<(String, Vec<f64>)> = names
+                .iter()
+                .enumerate()
+                .map(|(ch, n)| {
+                    let v: Vec<f64> = scaled
+                        .index_axis(Axis(2), ch)
+                        .iter()
+                        .zip(recon.index_axis(Axis(2), ch).iter())
+                        .map(|(a, b)| f64::from((a - b) * (a - b)))
+                        .collect();
+                    (n.clone(), v)
+                })
+                .collect();
+            let p = dir.join("combined_channel_loss_histogram.png");
+            plot::panel_histograms(&p, "Per-channel squared error", &Axes::new("", "squared error", "pixels").log_y(), &panels, 100)?;
+            out.push(p);
+        }
+        let tv: Vec<f64> = scaled.iter().map(|&v| f64::from(v)).collect();
+        let pv: Vec<f64> = recon.iter().map(|&v| f64::from(v)).collect();
+        if pl.plot_distributions {
+            for (file, title, sets) in [
+                ("prediction_distribution_log.png", "Predicted values", vec![("predicted".to_string(), pv.clone())]),
+                ("truth_distribution_log.png", "True (input) values", vec![("true".to_string(), tv.clone())]),
+                ("combined_distribution_log.png", "True vs predicted values", vec![("true".to_string(), tv.clone()), ("predicted".to_string(), pv.clone())]),
+            ] {
+                let p = dir.join(file);
+                plot::overlaid_histograms(&p, &Axes::new(title, "value (scaled)", "count").log_y(), &sets, 100)?;
+                out.push(p);
+            }
+        }
+        if pl.plot_pixel_predictions {
+            let pts: Vec<(f64, f64)> = tv.iter().copied().zip(pv.iter().copied()).collect();
+            let p = dir.join("pixel_predictions.png");
+            plot::scatter(&p, &Axes::new("True vs predicted values", "true (scaled input)", "predicted"), &pts, true, 20_000)?;
+            out.push(p);
+        }
+    }
+    for f in &out {
+        summary.output(f);
+    }
+    Ok(out)
+}
+
+fn write_outputs(cfg: &Config, job: &DetectJob, ts: &TypeSummary, figures: &[PathBuf], summary: &mut Summary) -> anyhow::Result<()> {
+    let dir = &job.out_dir;
+    let mut csv = String::from("file,type,image_score,mean_score,verdict,anomalous_pixels,anomalous_percent,threshold_mode,pixel_threshold,image_threshold\n");
+    for im in &ts.images {
+        let _ = writeln!(
+            csv,
+            "{},{},{:.6},{:.6},{},{},{:.4},{},{:.6},{}",
+            csv_field(&im.photo),
+            csv_field(&im.type_name),
+            im.score,
+            im.mean_score,
+            im.verdict,
+            im.anomalous_pixels,
+            im.anomalous_percent,
+            match ts.thresholds.mode {
+                ThresholdMode::Auto => "auto",
+                ThresholdMode::LossCut => "loss_cut",
+            },
+            ts.thresholds.pixel,
+            ts.thresholds.image.map(|v| format!("{v:.6}")).unwrap_or_default()
+        );
+    }
+    let csv_path = dir.join("scores.csv");
+    crate::io::atomic::write_bytes(&csv_path, csv.as_bytes())?;
+    summary.output(&csv_path);
+    let json_path = dir.join("summary.json");
+    let json = serde_json::to_string_pretty(ts).map_err(|e| anyhow!(e))?;
+    crate::io::atomic::write_bytes(&json_path, json.as_bytes())?;
+    summary.output(&json_path);
+
+    // The HTML page links figures relative to itself.
+    let rel = |p: &Path| pathdiff(p, dir);
+    let overlays_dir = cfg.layout.validate_figures(job.ty.as_deref());
+    let rows: Vec<ReportRow> = ts
+        .images
+        .iter()
+        .map(|im| {
+            let o = overlays_dir.join(format!("anomaly_overlay_{}.png", im.index));
+            ReportRow {
+                name: Path::new(&im.photo).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                type_name: im.type_name.clone(),
+                score: im.score,
+                mean: im.mean_score,
+                verdict: im.verdict.clone(),
+                anomalous_percent: im.anomalous_percent,
+                overlay: o.is_file().then(|| rel(&o)),
+                truth: im.truth,
+            }
+        })
+        .collect();
+    let t = &ts.thresholds;
+    let mut facts = vec![
+        ("model".to_string(), format!("{} ({})", ts.model, ts.model_kind)),
+        ("scoring".to_string(), format!("{:?}", t.scoring).to_lowercase()),
+        ("threshold mode".to_string(), format!("{:?}", t.mode).to_lowercase()),
+        ("pixel threshold".to_string(), format!("{:.4}", t.pixel)),
+        ("image threshold".to_string(), t.image.map_or("any anomalous pixel".into(), |v| format!("{v:.4}"))),
+    ];
+    if let Some(c) = &t.calibration {
+        facts.push((
+            "calibration".to_string(),
+            format!("{} held-out good image(s), leave-one-out: {}, std floor {:.3e}", c.images, c.leave_one_out, c.std_floor),
+        ));
+    }
+    if let Some(m) = &ts.metrics {
+        let f = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.4}"));
+        facts.push(("image AUROC".into(), f(m.image_auroc)));
+        facts.push(("pixel AUROC".into(), f(m.pixel_auroc)));
+        facts.push(("AUPRO (FPR <= 0.3)".into(), f(m.aupro_0_3)));
+        facts.push(("pixel F1-max".into(), f(m.pixel_f1_max)));
+        facts.push(("image F1-max".into(), f(m.image_f1_max)));
+        facts.push(("masks found".into(), m.masks_found.to_string()));
+    } else {
+        facts.push(("ground truth".into(), "none given (pass --truth DIR for ROC/PR/AUPRO)".into()));
+    }
+    let figs: Vec<String> = figures.iter().map(|f| rel(f)).collect();
+    let config_text = std::fs::read_to_string(cfg.dir.join("parameters.yaml")).unwrap_or_default();
+    let html = page(
+        &format!("pixal detect — {}", job.ty.as_deref().unwrap_or("all types")),
+        &facts,
+        &rows,
+        &figs,
+        &config_text,
+    );
+    let html_path = dir.join("report.html");
+    crate::io::atomic::write_bytes(&html_path, html.as_bytes())?;
+    summary.output(&html_path);
+    log::info!("detect {}: report {}", job.ty.as_deref().unwrap_or("all types"), html_path.display());
+    Ok(())
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// `p` relative to `base` when it lies below it (the common case), else `p` as given.
+fn pathdiff(p: &Path, base: &Path) -> String {
+    match p.strip_prefix(base) {
+        Ok(r) => r.display().to_string(),
+        Err(_) => std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string(),
+    }
+}

@@ -1,0 +1,493 @@
+//! `pixal remove_bg`: photos -> RGBA cut-outs (`<stem>_no_bg.png`, or with `rename_images`
+//! `<type>_<index:03>_no_bg.png`) in each type's `preprocessed_images/background_removed`, the
+//! size of the photo; `--only-mask` writes the 8-bit masks (`..._mask.png`) to
+//! `preprocessed_images/masks` instead.
+//!
+//! Unlike the original, outputs are **not** resized to the first image's size: a cut-out keeps
+//! its photo's pixels and geometry (so alignment and the anomaly maps can go back to photo
+//! coordinates); photos of another size are named in a warning, and make_input refuses them
+//! with a clear message unless alignment brings them to the reference frame.
+//!
+//! This module also finds what the ONNX method needs, and says where it looked when it finds
+//! nothing (pixal never downloads anything):
+//! * the model: `preprocessing.remove_background.model`, a path, or a rembg name looked up as
+//!   `<name>.onnx` in `$U2NET_HOME`, `$XDG_DATA_HOME/.u2net` and `~/.u2net` (rembg's places);
+//! * the ONNX Runtime library: `preprocessing.remove_background.onnxruntime`, else
+//!   `$ORT_DYLIB_PATH`, else the `onnxruntime` Python package's `capi/` folder (found by asking
+//!   `python3`).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use image::GrayImage;
+use rayon::prelude::*;
+
+use super::{Summary, UsageError, discover_types};
+use crate::config::Config;
+use crate::io::image::{list_images, load_rgb8, save_png};
+use crate::preprocess::background::onnx::{self, Contract, OnnxRemover};
+use crate::preprocess::background::{self, BackgroundError, Method, classical};
+
+/// Which side of the layout the outputs go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Training images: `out/<component>/<type>/...`.
+    Model,
+    /// New images: `validate/<component>/<type>/...`.
+    Validate,
+}
+
+/// Runs remove_bg on `input` (a component folder, or one folder of photos).
+pub fn run(cfg: &Config, input: Option<&Path>, only_mask: bool) -> anyhow::Result<Summary> {
+    let Some(input) = input else {
+        return Err(UsageError(
+            "remove_bg needs -i DIR: a component folder with one sub-folder of photos per image type"
+                .into(),
+        )
+        .into());
+    };
+    let types = discover_types(input)?;
+    let (summary, _) = run_types(cfg, &types, Side::Model, only_mask)?;
+    Ok(summary)
+}
+
+/// Removes the background of every photo of these (type, folder) pairs. Returns the summary
+/// and, per type that produced at least one output, the folder the outputs are in (what
+/// make_input, or alignment, reads next).
+pub fn run_types(
+    cfg: &Config,
+    types: &[(String, PathBuf)],
+    side: Side,
+    only_mask: bool,
+) -> anyhow::Result<(Summary, Vec<(String, PathBuf)>)> {
+    let mut summary = Summary::new("remove_bg");
+    let rb = &cfg.params.preprocessing.remove_background;
+    let mut listed: Vec<(String, PathBuf, Vec<PathBuf>)> = Vec::new();
+    for (name, dir) in types {
+        match list_images(dir) {
+            Ok(files) if files.is_empty() => summary.fail(
+                dir,
+                format!("{}: no images in folder (type {name})", dir.display()),
+            ),
+            Ok(files) => listed.push((name.clone(), dir.clone(), files)),
+            Err(e) => summary.fail(dir, e),
+        }
+    }
+    let total: usize = listed.iter().map(|(_, _, f)| f.len()).sum();
+    if total == 0 {
+        return Ok((summary, Vec::new()));
+    }
+    let workers = rb.max_workers.min(rayon::current_num_threads()).max(1);
+    let remover = choose_remover(cfg, total, workers, &mut summary)?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(workers).build();
+
+    let mut produced = Vec::new();
+    for (name, _dir, files) in &listed {
+        let log_path = logs_dir(cfg, side, name).join("preprocessing.log");
+        if let Err(e) = crate::logging::set_log_file(&log_path) {
+            summary.warn(format!("cannot open log file {e}"));
+        }
+        let dest = out_dir(cfg, side, name, only_mask);
+        let result = run_type(
+            cfg,
+            name,
+            files,
+            &dest,
+            &remover,
+            only_mask,
+            pool.as_ref().ok(),
+            &mut summary,
+        );
+        crate::logging::close_log_file();
+        if result? > 0 {
+            produced.push((name.clone(), dest));
+        }
+    }
+    Ok((summary, produced))
+}
+
+/// The folder a type's outputs go to.
+fn out_dir(cfg: &Config, side: Side, ty: &str, only_mask: bool) -> PathBuf {
+    let l = &cfg.layout;
+    match (side, only_mask) {
+        (Side::Model, false) => l.background_removed(Some(ty)),
+        (Side::Validate, false) => l.validate_background_removed(Some(ty)),
+        (Side::Model, true) => l.preprocessed_images(Some(ty)).join("masks"),
+        (Side::Validate, true) => l.validate_preprocessed_images(Some(ty)).join("masks"),
+    }
+}
+
+fn logs_dir(cfg: &Config, side: Side, ty: &str) -> PathBuf {
+    match side {
+        Side::Model => cfg.layout.logs(Some(ty)),
+        Side::Validate => cfg.layout.validate_logs(Some(ty)),
+    }
+}
+
+/// The segmentation in use for a run.
+enum Remover {
+    Onnx(OnnxRemover),
+    Classical,
+}
+
+impl Remover {
+    fn mask(&self, img: &image::RgbImage) -> Result<GrayImage, BackgroundError> {
+        match self {
+            Remover::Onnx(m) => m.mask(img),
+            Remover::Classical => classical::segment(img).map(|(mask, rep)| {
+                log::debug!(
+                    "classical: scale 1/{}, {} background colour(s), threshold {:.1} (edge {:.1}), part {:.1} % of the photo",
+                    rep.scale,
+                    rep.prototypes.len(),
+                    rep.threshold,
+                    rep.edge_threshold,
+                    rep.foreground_share * 100.0
+                );
+                mask
+            }),
+        }
+    }
+}
+
+/// One photo's outcome: the output written and the photo's size, or an error naming the file.
+type Outcome = Result<(PathBuf, (u32, u32)), String>;
+
+#[allow(clippy::too_many_arguments)]
+fn run_type(
+    cfg: &Config,
+    name: &str,
+    files: &[PathBuf],
+    dest: &Path,
+    remover: &Remover,
+    only_mask: bool,
+    pool: Option<&rayon::ThreadPool>,
+    summary: &mut Summary,
+) -> anyhow::Result<usize> {
+    let pp = &cfg.params.preprocessing;
+    let rb = &pp.remove_background;
+    let suffix = if only_mask { "mask" } else { "no_bg" };
+    let mut names: Vec<Option<String>> = Vec::with_capacity(files.len());
+    let mut seen = HashSet::new();
+    for (i, f) in files.iter().enumerate() {
+        let out = if pp.rename_images {
+            format!("{name}_{i:03}_{suffix}.png")
+        } else {
+            let stem = f
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("{stem}_{suffix}.png")
+        };
+        if seen.insert(out.clone()) {
+            names.push(Some(out));
+        } else {
+            summary.fail(
+                f,
+                format!(
+                    "{}: its output {out} would overwrite another photo's (same file stem); rename it or set rename_images: True",
+                    f.display()
+                ),
+            );
+            names.push(None);
+        }
+    }
+    crate::io::atomic::create_dir_all(dest)?;
+    log::info!(
+        "remove_bg {name}: {} photo(s) -> {}",
+        files.len(),
+        dest.display()
+    );
+    let bar = crate::logging::progress(files.len() as u64, &format!("remove_bg {name}"));
+    let work = |(f, out): (&PathBuf, &Option<String>)| -> Option<Outcome> {
+        let out = out.as_ref()?;
+        let r = process_one(
+            f,
+            &dest.join(out),
+            remover,
+            rb.post_process_mask,
+            rb.cutout,
+            only_mask,
+        );
+        bar.inc(1);
+        Some(r)
+    };
+    let outcomes: Vec<Option<Outcome>> = match pool {
+        Some(p) => p.install(|| files.par_iter().zip(&names).map(work).collect()),
+        None => files.par_iter().zip(&names).map(work).collect(),
+    };
+    bar.finish_and_clear();
+
+    let mut written = HashSet::new();
+    let mut first_size: Option<(u32, u32)> = None;
+    let mut odd: Vec<String> = Vec::new();
+    for (f, o) in files.iter().zip(outcomes) {
+        match o {
+            None => {}
+            Some(Ok((out, size))) => {
+                summary.processed += 1;
+                summary.output(&out);
+                written.insert(out);
+                match first_size {
+                    None => first_size = Some(size),
+                    Some(s) if s != size => odd.push(format!(
+                        "{} ({}x{})",
+                        f.file_name().unwrap_or_default().to_string_lossy(),
+                        size.0,
+                        size.1
+                    )),
+                    Some(_) => {}
+                }
+            }
+            Some(Err(e)) => summary.fail(f, e),
+        }
+    }
+    if let (Some(s), false) = (first_size, odd.is_empty()) {
+        summary.warn(format!(
+            "remove_bg {name}: {} photo(s) differ in size from the first ({}x{}): {}; outputs keep each photo's size (align them, or make_input will refuse the odd ones)",
+            odd.len(),
+            s.0,
+            s.1,
+            odd.join(", ")
+        ));
+    }
+    remove_stale(dest, suffix, &written);
+    Ok(written.len())
+}
+
+/// Deletes outputs of an earlier run (files named `*_<suffix>.png` in pixal's own output folder)
+/// that this run did not write, so the next stage does not read photos that are gone.
+fn remove_stale(dest: &Path, suffix: &str, written: &HashSet<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dest) else {
+        return;
+    };
+    let tail = format!("_{suffix}.png");
+    let mut removed = 0;
+    for e in rd.filter_map(|e| e.ok()) {
+        let p = e.path();
+        let is_ours = p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with(&tail));
+        if is_ours && p.is_file() && !written.contains(&p) && std::fs::remove_file(&p).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        log::info!(
+            "removed {removed} output(s) of an earlier run from {} (their photos are gone or failed)",
+            dest.display()
+        );
+    }
+}
+
+fn process_one(
+    photo: &Path,
+    out: &Path,
+    remover: &Remover,
+    post_process: bool,
+    style: background::Cutout,
+    only_mask: bool,
+) -> Outcome {
+    let rgb = load_rgb8(photo).map_err(|e| e.to_string())?;
+    let mask = remover
+        .mask(&rgb)
+        .map_err(|e| format!("{}: {e}", photo.display()))?;
+    let mask = if post_process {
+        background::post_process_mask(&mask)
+    } else {
+        mask
+    };
+    let saved = if only_mask {
+        save_png(&mask, out)
+    } else {
+        save_png(&background::cutout(&rgb, &mask, style), out)
+    };
+    saved.map_err(|e| format!("{}: {e}", photo.display()))?;
+    Ok((out.to_path_buf(), rgb.dimensions()))
+}
+
+/// Picks the method: the ONNX model when asked for (or found, with `auto`), else classical.
+fn choose_remover(
+    cfg: &Config,
+    images: usize,
+    workers: usize,
+    summary: &mut Summary,
+) -> anyhow::Result<Remover> {
+    let rb = &cfg.params.preprocessing.remove_background;
+    let params = cfg.dir.join("parameters.yaml");
+    match rb.method {
+        Method::Classical => {
+            log::info!("remove_bg: classical colour segmentation (method: classical)");
+            Ok(Remover::Classical)
+        }
+        Method::Onnx => match load_onnx(cfg, images, workers) {
+            Ok(r) => Ok(Remover::Onnx(r)),
+            Err(why) => Err(UsageError(format!(
+                "remove_bg (method: onnx in {}): {why}",
+                params.display()
+            ))
+            .into()),
+        },
+        Method::Auto => match load_onnx(cfg, images, workers) {
+            Ok(r) => Ok(Remover::Onnx(r)),
+            Err(why) => {
+                summary.warn(format!(
+                    "remove_bg: using the classical colour segmentation, because {why} (set preprocessing.remove_background.method: classical in {} to silence this)",
+                    params.display()
+                ));
+                Ok(Remover::Classical)
+            }
+        },
+    }
+}
+
+/// Finds the model and the runtime library and opens the model; the error says what is missing
+/// and where pixal looked.
+fn load_onnx(cfg: &Config, images: usize, workers: usize) -> Result<OnnxRemover, String> {
+    let rb = &cfg.params.preprocessing.remove_background;
+    let model = onnx::find_model(&rb.model, &model_dirs()).map_err(|looked| {
+        let list = looked
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if onnx::is_model_path(&rb.model) {
+            format!("the model file {list} does not exist")
+        } else {
+            format!(
+                "no `{}` model was found (looked for {list}); pixal downloads nothing: copy rembg's {}.onnx into one of those folders (or set U2NET_HOME), or set preprocessing.remove_background.model to the path of a .onnx file",
+                rb.model, rb.model
+            )
+        }
+    })?;
+    let lib = find_runtime(rb.onnxruntime.as_deref())?;
+    let loaded = onnx::load_runtime(&lib).map_err(|e| e.to_string())?;
+    if loaded != std::path::absolute(&lib).unwrap_or(lib.clone()) {
+        log::warn!(
+            "ONNX Runtime is already loaded from {} in this process; {} is not used",
+            loaded.display(),
+            lib.display()
+        );
+    }
+    let threads = rayon::current_num_threads();
+    // A session per four cores at most (each runs its own intra-op threads), never more than
+    // the workers or the photos: U2-Net holds ~170 MB per session.
+    let sessions = workers.min(threads / 4).min(images).max(1);
+    let intra = (threads / sessions).max(1);
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = if onnx::is_model_path(&rb.model) {
+        stem.as_str()
+    } else {
+        rb.model.as_str()
+    };
+    let remover = OnnxRemover::load(&model, Contract::for_model(name), sessions, intra)
+        .map_err(|e| e.to_string())?;
+    let c = remover.contract();
+    log::info!(
+        "remove_bg: ONNX model {} ({}x{} input, mean {:?}, std {:?}) on ONNX Runtime {}, {} session(s) x {} thread(s)",
+        model.display(),
+        c.size.0,
+        c.size.1,
+        c.mean,
+        c.std,
+        loaded.display(),
+        remover.pool_size(),
+        intra
+    );
+    Ok(remover)
+}
+
+/// Where rembg keeps its models: `$U2NET_HOME`, `$XDG_DATA_HOME/.u2net`, `~/.u2net`.
+pub fn model_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let home = var("HOME");
+    let expand = |p: PathBuf| -> PathBuf {
+        match (p.strip_prefix("~"), &home) {
+            (Ok(rest), Some(h)) => h.join(rest),
+            _ => p,
+        }
+    };
+    if let Some(p) = var("U2NET_HOME") {
+        dirs.push(expand(p));
+    }
+    if let Some(p) = var("XDG_DATA_HOME") {
+        dirs.push(expand(p).join(".u2net"));
+    }
+    if let Some(h) = &home {
+        dirs.push(h.join(".u2net"));
+    }
+    let mut seen = HashSet::new();
+    dirs.retain(|d| seen.insert(d.clone()));
+    dirs
+}
+
+/// The ONNX Runtime library: the configured file or folder, else `$ORT_DYLIB_PATH`, else the
+/// onnxruntime Python package's `capi/` folder. The error lists every place looked at.
+pub fn find_runtime(configured: Option<&Path>) -> Result<PathBuf, String> {
+    const HINT: &str = "install it with `python3 -m pip install onnxruntime` (setup.sh does), or point ORT_DYLIB_PATH or preprocessing.remove_background.onnxruntime at libonnxruntime";
+    if let Some(p) = configured {
+        return onnx::find_runtime_library(p).ok_or_else(|| {
+            format!(
+                "preprocessing.remove_background.onnxruntime is {}, which is not the ONNX Runtime library nor a folder holding it",
+                p.display()
+            )
+        });
+    }
+    let mut looked = vec!["preprocessing.remove_background.onnxruntime (not set)".to_string()];
+    match std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()) {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            if let Some(lib) = onnx::find_runtime_library(&p) {
+                return Ok(lib);
+            }
+            looked.push(format!("ORT_DYLIB_PATH={} (no library there)", p.display()));
+        }
+        None => looked.push("ORT_DYLIB_PATH (not set)".into()),
+    }
+    match python_onnxruntime_dir() {
+        Ok(dir) => {
+            let capi = dir.join("capi");
+            if let Some(lib) = onnx::find_runtime_library(&capi) {
+                return Ok(lib);
+            }
+            looked.push(format!(
+                "the onnxruntime Python package ({}: no library there)",
+                capi.display()
+            ));
+        }
+        Err(why) => looked.push(format!("the onnxruntime Python package ({why})")),
+    }
+    Err(format!(
+        "the ONNX Runtime library was not found (looked at: {}); {HINT}",
+        looked.join("; ")
+    ))
+}
+
+/// The folder of the `onnxruntime` Python package, asked of `python3`.
+fn python_onnxruntime_dir() -> Result<PathBuf, String> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run python3: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("python3 failed").trim();
+        return Err(format!("python3: {last}"));
+    }
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if dir.is_empty() {
+        return Err("python3 printed no folder".into());
+    }
+    Ok(PathBuf::from(dir))
+}

@@ -1,0 +1,212 @@
+//! `pixal train`: trains one model per image type (or one model over all types in one-hot
+//! mode) from make_input's `out.npz`, one after another in this process. A type that fails is
+//! reported and the others still train.
+
+use std::path::{Path, PathBuf};
+
+use super::{Summary, UsageError};
+use crate::config::Config;
+use crate::model::{ModelKind, train_npz};
+
+/// One model to train: its type (None in one-hot mode), its npz, and make_input's metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// The image type (None: the one-hot model of the component).
+    pub ty: Option<String>,
+    /// The ML input file.
+    pub npz: PathBuf,
+    /// make_input's `preprocessing.yaml`, when found.
+    pub meta: Option<PathBuf>,
+}
+
+/// Runs training on `input` (a component output folder holding `<type>/out.npz`, or the folder
+/// of one npz) or, without it, on the npz files paths.yaml points at.
+pub fn run(cfg: &Config, input: Option<&Path>) -> anyhow::Result<Summary> {
+    let jobs = match input {
+        Some(dir) => jobs_from_dir(cfg, dir)?,
+        None => default_jobs(cfg)?,
+    };
+    let mut summary = Summary::new("train");
+    for job in &jobs {
+        train_one(cfg, job, &mut summary);
+    }
+    Ok(summary)
+}
+
+fn file_name(cfg: &Config) -> &str {
+    &cfg.params.preprocessing.preprocessor.file_name
+}
+
+/// make_input's metadata for an npz: `metadata/preprocessing.yaml` beside it, else the
+/// layout's metadata folder of the type.
+fn find_meta(cfg: &Config, npz: &Path, ty: Option<&str>) -> Option<PathBuf> {
+    let beside = npz
+        .parent()
+        .map(|d| d.join("metadata").join("preprocessing.yaml"));
+    let layout = cfg.layout.metadata(ty).join("preprocessing.yaml");
+    beside.into_iter().chain([layout]).find(|p| p.is_file())
+}
+
+fn one_hot(cfg: &Config) -> bool {
+    cfg.params.model_training.one_hot_encoding
+}
+
+/// The jobs for `-i DIR`.
+pub fn jobs_from_dir(cfg: &Config, dir: &Path) -> anyhow::Result<Vec<Job>> {
+    if !dir.is_dir() {
+        return Err(UsageError(format!(
+            "{}: input folder does not exist (or is not a folder)",
+            dir.display()
+        ))
+        .into());
+    }
+    let name = file_name(cfg);
+    let direct = dir.join(name);
+    if direct.is_file() {
+        let ty = if one_hot(cfg) {
+            None
+        } else {
+            Some(
+                dir.canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .unwrap_or_else(|| "model".into()),
+            )
+        };
+        let meta = find_meta(cfg, &direct, ty.as_deref());
+        return Ok(vec![Job {
+            ty,
+            npz: direct,
+            meta,
+        }]);
+    }
+    if one_hot(cfg) {
+        return Err(UsageError(format!(
+            "{}: one_hot_encoding is on but there is no {name} here; run `pixal make_input` with one_hot_encoding: True (it writes one {name} for the whole component)",
+            dir.display()
+        ))
+        .into());
+    }
+    let jobs = type_jobs(cfg, dir, |t| dir.join(t).join(name));
+    if jobs.is_empty() {
+        return Err(UsageError(format!(
+            "{}: no {name} found, neither here nor in a type sub-folder; run `pixal make_input` first",
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(jobs)
+}
+
+/// One job per sub-folder of `root` whose npz (given by `npz_of`) exists, sorted by name.
+fn type_jobs(cfg: &Config, root: &Path, npz_of: impl Fn(&str) -> PathBuf) -> Vec<Job> {
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|t| {
+            let npz = npz_of(&t);
+            npz.is_file().then(|| Job {
+                meta: find_meta(cfg, &npz, Some(&t)),
+                ty: Some(t),
+                npz,
+            })
+        })
+        .collect()
+}
+
+/// The jobs paths.yaml implies.
+pub fn default_jobs(cfg: &Config) -> anyhow::Result<Vec<Job>> {
+    let name = file_name(cfg);
+    let root = cfg.layout.component_root();
+    if one_hot(cfg) {
+        let npz = cfg.layout.type_root(None).join(name);
+        if !npz.is_file() {
+            return Err(UsageError(format!(
+                "no input given and {} does not exist; run `pixal make_input` with one_hot_encoding: True first, or pass -i DIR",
+                npz.display()
+            ))
+            .into());
+        }
+        let meta = find_meta(cfg, &npz, None);
+        return Ok(vec![Job {
+            ty: None,
+            npz,
+            meta,
+        }]);
+    }
+    let jobs = type_jobs(cfg, root, |t| cfg.layout.type_root(Some(t)).join(name));
+    if jobs.is_empty() {
+        return Err(UsageError(format!(
+            "no input given and no <type>/{name} under {}; run `pixal make_input` first, or pass -i DIR",
+            root.display()
+        ))
+        .into());
+    }
+    Ok(jobs)
+}
+
+fn train_one(cfg: &Config, job: &Job, summary: &mut Summary) {
+    let ty = job.ty.as_deref();
+    let label = ty.unwrap_or("all types (one-hot)");
+    let log_path = cfg.layout.logs(ty).join("train_model.log");
+    if let Err(e) = crate::logging::set_log_file(&log_path) {
+        summary.warn(format!("cannot open log file {e}"));
+    }
+    let model_dir = cfg.layout.model(ty);
+    let metadata_dir = cfg.layout.metadata(ty);
+    log::info!(
+        "train {label}: {} -> {}{}",
+        job.npz.display(),
+        model_dir.display(),
+        job.meta
+            .as_ref()
+            .map(|m| format!(" (make_input metadata {})", m.display()))
+            .unwrap_or_default()
+    );
+    match train_npz(
+        &cfg.params,
+        &job.npz,
+        job.meta.as_deref(),
+        &model_dir,
+        &metadata_dir,
+    ) {
+        Ok(r) => {
+            for w in &r.warnings {
+                summary.warn(format!("train {label}: {w}"));
+            }
+            match r.kind {
+                ModelKind::Autoencoder => log::info!(
+                    "train {label}: {} epoch(s){} in {:.1} s ({:.3} s/epoch) on {}; best epoch {} val_loss {:.4e}",
+                    r.epochs_run,
+                    if r.stopped_early { " (early stop)" } else { "" },
+                    r.fit_seconds,
+                    r.fit_seconds / r.epochs_run.max(1) as f64,
+                    r.device,
+                    r.best_epoch,
+                    r.best_val_loss
+                ),
+                ModelKind::PixelStats => log::info!(
+                    "train {label}: pixel statistics of {} image(s) in {:.2} s; validation mean squared z-score {:.4}",
+                    r.n_train,
+                    r.fit_seconds,
+                    r.best_val_loss
+                ),
+            }
+            for o in &r.outputs {
+                summary.output(o);
+            }
+            summary.processed += 1;
+        }
+        Err(e) => summary.fail(&job.npz, format!("train {label}: {e}")),
+    }
+    crate::logging::close_log_file();
+}

@@ -1,0 +1,134 @@
+//! `pixal validate`: new photos are preprocessed exactly as the training images were (the
+//! stored crop box re-centred, the same channels, pool size and scaling; background removal and
+//! alignment to the training reference when they are configured), then `detect` runs on them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::make_input::{Provenance, Target, build};
+use super::{Summary, UsageError, detect, discover_types};
+use crate::config::Config;
+use crate::io::metadata::{PreprocessingMetadata, read_yaml};
+
+/// Runs validation on `input`: a folder of type folders, a folder of images (one type), or one
+/// image file with `image_type`.
+pub fn run(cfg: &Config, input: Option<&Path>, image_type: Option<&str>, truth: Option<&Path>) -> anyhow::Result<Summary> {
+    let Some(input) = input else {
+        return Err(UsageError("validate needs -i PATH: a folder with one sub-folder of new photos per type, or one photo with --type NAME".into()).into());
+    };
+    let types: Vec<(String, PathBuf)> = if input.is_file() {
+        let Some(t) = image_type else {
+            return Err(UsageError(format!("{}: a single image needs --type NAME (the trained type to compare it with)", input.display())).into());
+        };
+        vec![(t.to_string(), input.to_path_buf())]
+    } else {
+        let mut t = discover_types(input)?;
+        if let Some(only) = image_type {
+            t.retain(|(n, _)| n == only);
+            if t.is_empty() {
+                return Err(UsageError(format!("{}: no sub-folder named {only}", input.display())).into());
+            }
+        }
+        t
+    };
+    let mut summary = Summary::new("validate");
+    let one_hot = cfg.params.model_training.one_hot_encoding;
+    let groups: Vec<(Option<String>, Vec<(String, PathBuf)>)> = if one_hot {
+        vec![(None, types)]
+    } else {
+        types.into_iter().map(|t| (Some(t.0.clone()), vec![t])).collect()
+    };
+    for (ty, sources) in groups {
+        let label = ty.clone().unwrap_or_else(|| "all types".into());
+        match validate_group(cfg, ty.as_deref(), &sources, truth, &mut summary) {
+            Ok(()) => {}
+            Err(e) => {
+                let dir = sources.first().map(|s| s.1.clone()).unwrap_or_default();
+                summary.fail(&dir, format!("validate {label}: {e:#}"));
+            }
+        }
+    }
+    Ok(summary)
+}
+
+fn validate_group(
+    cfg: &Config,
+    ty: Option<&str>,
+    sources: &[(String, PathBuf)],
+    truth: Option<&Path>,
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
+    let train_meta_path = cfg.layout.metadata(ty).join("preprocessing.yaml");
+    let train_meta: PreprocessingMetadata = read_yaml(&train_meta_path).with_context(|| {
+        format!(
+            "reading the training metadata of {} (preprocess and train this type first)",
+            ty.unwrap_or("the one-hot model")
+        )
+    })?;
+    check_same_settings(cfg, &train_meta, &train_meta_path)?;
+    let label_types = ty.is_none().then(|| train_meta.types.clone());
+    let mut target = Target::validation(cfg, ty, train_meta.crop_box, label_types);
+    let mut prepared = Vec::new();
+    for (name, src) in sources {
+        let (folder, prov) = prepare(cfg, name, src, summary)?;
+        target.provenance.extend(prov);
+        prepared.push((name.clone(), folder));
+    }
+    // Images are counted once, by detect.
+    let before = summary.processed;
+    let built = build(cfg, &target, &prepared, summary)?;
+    summary.processed = before;
+    let Some(built) = built else {
+        return Ok(());
+    };
+    let job = detect::DetectJob {
+        ty: ty.map(str::to_string),
+        npz: built.npz,
+        metadata: target.metadata_dir.join("preprocessing.yaml"),
+        out_dir: target.root.clone(),
+    };
+    detect::detect_job(cfg, &job, truth, summary)?;
+    Ok(())
+}
+
+/// Refuses validation when the configuration's make_input settings differ from those the model
+/// was trained with (the pooled grid or channels would not match).
+fn check_same_settings(cfg: &Config, meta: &PreprocessingMetadata, path: &Path) -> anyhow::Result<()> {
+    let pp = &cfg.params.preprocessing.preprocessor;
+    let now: Vec<String> = pp.channels.iter().map(|c| c.name().to_string()).collect();
+    let then: Vec<String> = match &meta.preprocessor.channels {
+        crate::config::raw::ChannelList::List(l) => l.clone(),
+        crate::config::raw::ChannelList::Word(w) => vec![w.clone()],
+    };
+    if now != then || pp.pool_size as i64 != meta.preprocessor.pool_size {
+        return Err(UsageError(format!(
+            "the configuration's channels {now:?} / pool_size {} differ from the training ones {then:?} / {} recorded in {}",
+            pp.pool_size,
+            meta.preprocessor.pool_size,
+            path.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Runs the preprocessing stages before make_input on one type's new photos and returns the
+/// folder (or file) make_input reads, with each file's photo and homography.
+fn prepare(
+    cfg: &Config,
+    ty: &str,
+    src: &Path,
+    summary: &mut Summary,
+) -> anyhow::Result<(PathBuf, HashMap<PathBuf, Provenance>)> {
+    let _ = (cfg, ty, summary);
+    let files = if src.is_file() { vec![src.to_path_buf()] } else { crate::io::image::list_images(src)? };
+    let mut prov = HashMap::new();
+    for f in files {
+        if let Ok(size) = image::image_dimensions(&f) {
+            prov.insert(f.clone(), Provenance { photo: f.clone(), homography: None, photo_size: size });
+        }
+    }
+    Ok((src.to_path_buf(), prov))
+}

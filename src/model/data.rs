@@ -1,0 +1,214 @@
+//! Data handling for training: the seeded random generator every random choice uses, the
+//! shuffled train/validation split, the `X / max(X)` scaling and mini-batch assembly. Plain
+//! data in, plain data out: no burn types, no files.
+
+use ndarray::{Array2, ArrayView2, ArrayView3, Axis};
+
+/// SplitMix64: a small, fast, well-mixed generator. pixal draws every random number (split,
+/// shuffles, initial weights) from it on the host, so a seed gives the same model on every
+/// backend and every machine (burn's own backend generators are per-backend and, on the CPU
+/// backend, reseeded from entropy after the first draw).
+#[derive(Debug, Clone)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64 { state: seed }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform number in [0, 1) with 53 random bits.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// A uniform integer in `0..n` (`n > 0`), without modulo bias worth mentioning for the
+    /// sizes used here (n is at most a few million).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+    }
+
+    /// Fisher–Yates shuffle.
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i + 1);
+            v.swap(i, j);
+        }
+    }
+}
+
+/// Row indices of the training and validation sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// Training rows.
+    pub train: Vec<usize>,
+    /// Validation rows.
+    pub validation: Vec<usize>,
+    /// Set when there were too few images for two disjoint sets and the validation set
+    /// reuses training rows (says why, for the metadata).
+    pub note: Option<String>,
+}
+
+/// Fraction of the images held out for validation (the original's 80/20).
+pub const VALIDATION_FRACTION: f64 = 0.2;
+
+/// The seeded shuffled 80/20 split of `n` rows: `ceil(0.2 n)` validation rows (as
+/// scikit-learn's `train_test_split(test_size=0.2)` takes), at least one training row. With a
+/// single row there is no held-out image: that row serves as both, and `note` says so.
+pub fn split(n: usize, seed: u64) -> Split {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = SplitMix64::new(seed ^ 0x5EED_5EED_0000_0001);
+    rng.shuffle(&mut idx);
+    if n < 2 {
+        return Split {
+            train: idx.clone(),
+            validation: idx,
+            note: Some(format!(
+                "only {n} image(s): no image could be held out, so the validation set is the training set"
+            )),
+        };
+    }
+    let n_val = ((n as f64 * VALIDATION_FRACTION).ceil() as usize).clamp(1, n - 1);
+    let validation = idx.split_off(n - n_val);
+    let note = (validation.len() < 2 || idx.len() < 2).then(|| {
+        format!(
+            "few images: {} for training and {} for validation; statistics from so few images are rough",
+            idx.len(),
+            validation.len()
+        )
+    });
+    Split {
+        train: idx,
+        validation,
+        note,
+    }
+}
+
+/// The largest value of the data, the divisor of the original's `X / max(X)` scaling.
+/// `None` when the data is empty, not finite or has no positive value (nothing to scale by).
+pub fn data_max(data: ArrayView3<f32>) -> Option<f32> {
+    let mut max = f32::NEG_INFINITY;
+    for &v in data.iter() {
+        if !v.is_finite() {
+            return None;
+        }
+        max = max.max(v);
+    }
+    (max > 0.0).then_some(max)
+}
+
+/// Rows `rows` of `data` (N, P, C), scaled by `1 / max`, flattened to (rows, P*C) in (pixel,
+/// channel) order, so element `p * C + c` is pixel p, channel c.
+pub fn scaled_rows(data: ArrayView3<f32>, rows: &[usize], max: f32) -> Array2<f32> {
+    let (_, p, c) = data.dim();
+    let inv = 1.0 / max;
+    let mut out = Array2::<f32>::zeros((rows.len(), p * c));
+    for (o, &r) in rows.iter().enumerate() {
+        let src = data.index_axis(Axis(0), r);
+        let mut dst = out.row_mut(o);
+        for (d, s) in dst.iter_mut().zip(src.iter()) {
+            *d = s * inv;
+        }
+    }
+    out
+}
+
+/// Rows `rows` of a 2-D array, in that order.
+pub fn select_rows(a: ArrayView2<f32>, rows: &[usize]) -> Array2<f32> {
+    a.select(Axis(0), rows)
+}
+
+/// The mini-batches of one epoch: `order` cut into consecutive chunks of `batch` rows (the last
+/// may be shorter).
+pub fn batches(order: &[usize], batch: usize) -> Vec<Vec<usize>> {
+    order.chunks(batch.max(1)).map(<[usize]>::to_vec).collect()
+}
+
+/// Copies rows `rows` of a row-major (N, D) matrix into one contiguous buffer.
+pub fn gather(rows_of: ArrayView2<f32>, rows: &[usize]) -> Vec<f32> {
+    let d = rows_of.ncols();
+    let mut out = Vec::with_capacity(rows.len() * d);
+    for &r in rows {
+        out.extend(rows_of.row(r).iter().copied());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    #[test]
+    fn split_is_seeded_disjoint_and_complete() {
+        for n in [2usize, 3, 5, 10, 48] {
+            let s = split(n, 7);
+            assert_eq!(s, split(n, 7));
+            let mut all: Vec<usize> = s.train.iter().chain(&s.validation).copied().collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..n).collect::<Vec<_>>(), "n={n}");
+            assert_eq!(
+                s.validation.len(),
+                ((n as f64 * 0.2).ceil() as usize).min(n - 1)
+            );
+        }
+        assert_eq!(split(48, 1).validation.len(), 10);
+        assert_ne!(split(48, 1), split(48, 2));
+        let one = split(1, 3);
+        assert_eq!(
+            (one.train.clone(), one.validation.clone()),
+            (vec![0], vec![0])
+        );
+        assert!(one.note.is_some());
+        assert!(split(2, 3).note.is_some());
+        assert!(split(20, 3).note.is_none());
+    }
+
+    #[test]
+    fn scaling_and_rows() {
+        let data = Array3::from_shape_fn((3, 2, 2), |(n, p, c)| (n * 4 + p * 2 + c) as f32);
+        assert_eq!(data_max(data.view()), Some(11.0));
+        let x = scaled_rows(data.view(), &[2, 0], 11.0);
+        assert_eq!(x.dim(), (2, 4));
+        assert!((x[[0, 3]] - 1.0).abs() < 1e-7);
+        assert_eq!(x[[1, 1]], 1.0 / 11.0);
+        assert_eq!(
+            gather(x.view(), &[1]),
+            vec![0.0, 1.0 / 11.0, 2.0 / 11.0, 3.0 / 11.0]
+        );
+        assert_eq!(data_max(Array3::<f32>::zeros((1, 1, 1)).view()), None);
+        let mut bad = Array3::<f32>::ones((1, 1, 2));
+        bad[[0, 0, 1]] = f32::NAN;
+        assert_eq!(data_max(bad.view()), None);
+        assert_eq!(
+            batches(&[4, 3, 2, 1, 0], 2),
+            vec![vec![4, 3], vec![2, 1], vec![0]]
+        );
+    }
+
+    #[test]
+    fn generator_is_uniform_enough() {
+        let mut r = SplitMix64::new(1);
+        let mean = (0..10_000).map(|_| r.next_f64()).sum::<f64>() / 10_000.0;
+        assert!((mean - 0.5).abs() < 0.02, "{mean}");
+        let mut counts = [0usize; 4];
+        for _ in 0..4000 {
+            counts[r.below(4)] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (900..1100).contains(&c)),
+            "{counts:?}"
+        );
+    }
+}

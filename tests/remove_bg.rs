@@ -1,0 +1,514 @@
+//! Background removal: rembg's pre- and post-processing checked to the number against the
+//! fixtures of tests/onnx (made by tests/onnx/make_fixtures.py with PIL, numpy and OpenCV), the
+//! ONNX path run for real on a tiny model through ONNX Runtime, the classical method on the
+//! real photo against rembg's U2-Net mask, and the `pixal remove_bg` command.
+//!
+//! The ONNX Runtime tests need the library (the onnxruntime Python wheel). Without it they are
+//! skipped, except where PIXAL_REQUIRE_ORT is set (CI sets it): there a missing library fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use image::{GrayImage, Rgb, RgbImage, RgbaImage};
+use pixal::preprocess::background::onnx::{self, Contract, OnnxRemover};
+use pixal::preprocess::background::{self, Cutout, classical, resample};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx")
+}
+
+fn rgb(name: &str) -> RgbImage {
+    image::open(fixtures().join(name)).unwrap().to_rgb8()
+}
+
+fn gray(name: &str) -> GrayImage {
+    image::open(fixtures().join("expected").join(name))
+        .unwrap()
+        .to_luma8()
+}
+
+/// Number of differing values and the largest difference.
+fn diff(a: &[u8], b: &[u8]) -> (usize, u8) {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .filter(|(x, y)| x != y)
+        .fold((0, 0), |(n, m), (x, y)| (n + 1, m.max(x.abs_diff(*y))))
+}
+
+/// The tiny model's channel 0, in f32 exactly as ONNX Runtime computes it.
+fn known_function(t: &[f32], plane: usize) -> Vec<f32> {
+    (0..plane)
+        .map(|i| (t[i] * 0.5f32 + t[plane + i] * -0.25f32) + t[2 * plane + i] * 0.5f32)
+        .collect()
+}
+
+#[test]
+fn lanczos_resize_equals_pil() {
+    for name in ["small", "medium"] {
+        let img = rgb(&format!("{name}.png"));
+        let ours = resample::resize_rgb(&img, 320, 320);
+        let pil = image::open(fixtures().join(format!("expected/{name}_resized.png")))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(diff(ours.as_raw(), pil.as_raw()), (0, 0), "{name}");
+    }
+}
+
+/// What the image crate's own Lanczos3 would give instead (the reason for the port): printed,
+/// and checked to be different, so the documentation's claim stays true.
+#[test]
+fn image_crate_lanczos_differs_from_pil() {
+    for name in ["small", "medium"] {
+        let img = rgb(&format!("{name}.png"));
+        let theirs = image::imageops::resize(&img, 320, 320, image::imageops::FilterType::Lanczos3);
+        let pil = image::open(fixtures().join(format!("expected/{name}_resized.png")))
+            .unwrap()
+            .to_rgb8();
+        let (n, max) = diff(theirs.as_raw(), pil.as_raw());
+        let share = n as f64 / pil.as_raw().len() as f64;
+        eprintln!(
+            "{name}: image's Lanczos3 vs PIL: {:.1} % of values differ, by up to {max} levels",
+            share * 100.0
+        );
+        assert!(n > 0);
+    }
+}
+
+#[test]
+fn model_input_equals_numpy() {
+    let text = std::fs::read_to_string(fixtures().join("expected/tensor_samples.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for name in ["small", "medium"] {
+        let img = rgb(&format!("{name}.png"));
+        for (cname, contract) in [("u2net", Contract::U2NET), ("isnet", Contract::ISNET)] {
+            let entry = &v[format!("{name}/{cname}")];
+            let n = entry["size"].as_u64().unwrap() as usize;
+            assert_eq!(contract.size, (n as u32, n as u32));
+            let t = onnx::prepare_input(&img, &contract);
+            assert_eq!(t.len(), 3 * n * n);
+            for s in entry["samples"].as_array().unwrap() {
+                let (c, y, x) = (
+                    s[0].as_u64().unwrap() as usize,
+                    s[1].as_u64().unwrap() as usize,
+                    s[2].as_u64().unwrap() as usize,
+                );
+                let want = s[3].as_f64().unwrap() as f32;
+                let got = t[c * n * n + y * n + x];
+                assert_eq!(got, want, "{name}/{cname} at c{c} y{y} x{x}");
+            }
+            let sum: f64 = t.iter().map(|&v| f64::from(v)).sum();
+            let want = entry["sum"].as_f64().unwrap();
+            assert!(
+                (sum - want).abs() < 1e-6 * want.abs().max(1.0),
+                "{name}/{cname}: sum {sum} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mask_post_processing_equals_rembg() {
+    for name in ["small", "medium"] {
+        let img = rgb(&format!("{name}.png"));
+        let t = onnx::prepare_input(&img, &Contract::U2NET);
+        let pred = known_function(&t, 320 * 320);
+        let m320 = onnx::mask_at_model_size(&pred, 320, 320);
+        let want320 = gray(&format!("{name}_mask320.png"));
+        assert_eq!(diff(m320.as_raw(), want320.as_raw()), (0, 0), "{name} 320");
+        let mask = onnx::mask_from_prediction(&pred, 320, 320, img.width(), img.height());
+        let want = gray(&format!("{name}_mask.png"));
+        assert_eq!(diff(mask.as_raw(), want.as_raw()), (0, 0), "{name} mask");
+        let post = background::post_process_mask(&want);
+        let want_post = gray(&format!("{name}_post.png"));
+        assert_eq!(
+            diff(post.as_raw(), want_post.as_raw()),
+            (0, 0),
+            "{name} post"
+        );
+    }
+    let img = rgb("small.png");
+    let cut = background::cutout(&img, &gray("small_mask.png"), Cutout::Premultiplied);
+    let want: RgbaImage = image::open(fixtures().join("expected/small_cutout.png"))
+        .unwrap()
+        .to_rgba8();
+    assert_eq!(diff(cut.as_raw(), want.as_raw()), (0, 0), "composite");
+}
+
+/// The ONNX Runtime library, or None when the test may be skipped.
+fn runtime() -> Option<PathBuf> {
+    match pixal::commands::remove_bg::find_runtime(None) {
+        Ok(p) => Some(p),
+        Err(why) => {
+            assert!(
+                std::env::var_os("PIXAL_REQUIRE_ORT").is_none(),
+                "ONNX Runtime is required (PIXAL_REQUIRE_ORT is set) but: {why}"
+            );
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+#[test]
+fn onnx_runtime_runs_the_tiny_model_to_the_number() {
+    let Some(lib) = runtime() else { return };
+    onnx::load_runtime(&lib).unwrap();
+    let model = fixtures().join("tiny_u2net.onnx");
+    // The model declares its 320x320 input; a wrong contract size is corrected from it.
+    let wrong = Contract {
+        size: (64, 64),
+        ..Contract::U2NET
+    };
+    let remover = OnnxRemover::load(&model, wrong, 2, 1).unwrap();
+    assert_eq!(remover.contract(), Contract::U2NET);
+    assert_eq!(remover.pool_size(), 2);
+    let small = rgb("small.png");
+    let medium = rgb("medium.png");
+    let want_small = gray("small_mask.png");
+    let want_medium = gray("medium_mask.png");
+    // Several images at once over the pool, from rayon workers.
+    use rayon::prelude::*;
+    let jobs: Vec<(&RgbImage, &GrayImage)> = (0..6)
+        .map(|i| {
+            if i % 2 == 0 {
+                (&small, &want_small)
+            } else {
+                (&medium, &want_medium)
+            }
+        })
+        .collect();
+    jobs.par_iter().for_each(|(img, want)| {
+        let mask = remover.mask(img).unwrap();
+        assert_eq!(mask.dimensions(), img.dimensions());
+        assert_eq!(diff(mask.as_raw(), want.as_raw()), (0, 0));
+    });
+    // A model without rembg's interface is refused with a reason, not a panic.
+    let d = tempfile::tempdir().unwrap();
+    let junk = d.path().join("junk.onnx");
+    std::fs::write(&junk, b"not a model").unwrap();
+    let e = OnnxRemover::load(&junk, Contract::U2NET, 1, 1).unwrap_err();
+    assert!(e.to_string().contains("junk.onnx"), "{e}");
+}
+
+fn iou(a: &GrayImage, b: &[bool]) -> f64 {
+    let (mut inter, mut uni) = (0usize, 0usize);
+    for (p, &r) in a.pixels().zip(b) {
+        let m = p[0] > 127;
+        inter += usize::from(m && r);
+        uni += usize::from(m || r);
+    }
+    inter as f64 / uni as f64
+}
+
+#[test]
+fn classical_matches_rembg_on_the_real_photo() {
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real");
+    let (raw, reference) = (
+        real.join("flex_f1_front_raw.jpg"),
+        real.join("flex_f1_front_rembg.png"),
+    );
+    if !raw.exists() || !reference.exists() {
+        eprintln!("skipped: {} not present", real.display());
+        return;
+    }
+    let photo = pixal::io::image::load_rgb8(&raw).unwrap();
+    let alpha: Vec<bool> = pixal::io::image::load_rgba8(&reference)
+        .unwrap()
+        .pixels()
+        .map(|p| p[3] > 127)
+        .collect();
+    let t0 = Instant::now();
+    let (mask, rep) = classical::segment(&photo).unwrap();
+    let dt = t0.elapsed();
+    let score = iou(&mask, &alpha);
+    eprintln!(
+        "classical on 1920x1080: IoU {score:.4} vs rembg, {:.1} ms, {} background colours, threshold {:.1}",
+        dt.as_secs_f64() * 1e3,
+        rep.prototypes.len(),
+        rep.threshold
+    );
+    if let Some(dir) = std::env::var_os("PIXAL_KEEP_OUTPUT") {
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        mask.save(dir.join("classical_mask.png")).unwrap();
+        background::cutout(&photo, &mask, Cutout::Premultiplied)
+            .save(dir.join("classical_cutout.png"))
+            .unwrap();
+    }
+    assert!(score >= 0.97, "IoU {score}");
+    assert_eq!(mask.dimensions(), photo.dimensions());
+    // The soft edge is narrow: nearly every pixel is fully in or out.
+    let soft = mask.pixels().filter(|p| p[0] > 0 && p[0] < 255).count();
+    assert!(soft < 40_000, "{soft} semi-transparent pixels");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command
+// ---------------------------------------------------------------------------------------------
+
+/// A temp folder with the shipped configs (outputs go inside it) and a fake home.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("configs");
+        std::fs::create_dir_all(&cfg).unwrap();
+        for f in ["parameters.yaml", "paths.yaml"] {
+            std::fs::copy(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("configs")
+                    .join(f),
+                cfg.join(f),
+            )
+            .unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        Project { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn set(&self, key: &str, value: &str) {
+        let p = self.path().join("configs/parameters.yaml");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let start = text
+            .find(&format!("    {key}:"))
+            .unwrap_or_else(|| panic!("{key} not in parameters.yaml"));
+        let end = start + text[start..].find('\n').unwrap();
+        let new = format!("{}    {key}: {value}{}", &text[..start], &text[end..]);
+        std::fs::write(&p, new).unwrap();
+    }
+
+    fn set_top(&self, key: &str, value: &str) {
+        let p = self.path().join("configs/parameters.yaml");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let start = text.find(&format!("  {key}:")).unwrap();
+        let end = start + text[start..].find('\n').unwrap();
+        let new = format!("{}  {key}: {value}{}", &text[..start], &text[end..]);
+        std::fs::write(&p, new).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_pixal"))
+            .current_dir(self.path())
+            .env("HOME", self.path().join("home"))
+            .env_remove("U2NET_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn bg(&self, ty: &str) -> PathBuf {
+        self.path().join(format!(
+            "out/Data_set_R0_Triplet_Data_F1_2ps_6var/{ty}/preprocessed_images/background_removed"
+        ))
+    }
+}
+
+/// A part on a lit stage: dark frame, pink field, a green rectangle with a 2-pixel darker
+/// margin, mild noise.
+fn stage_photo(w: u32, h: u32, seed: u32) -> RgbImage {
+    let mut s = seed;
+    RgbImage::from_fn(w, h, |x, y| {
+        s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let n = ((s >> 16) % 7) as i32 - 3;
+        let frame = x < w / 12 || x >= w - w / 12;
+        let part = x > w / 3 && x < 2 * w / 3 && y > h / 3 && y < 2 * h / 3;
+        let margin = x + 2 > w / 3 && x < 2 * w / 3 + 2 && y + 2 > h / 3 && y < 2 * h / 3 + 2;
+        let c: [i32; 3] = if frame {
+            [4, 4, 4]
+        } else if part {
+            [140, 190, 40]
+        } else if margin {
+            [150, 60, 40]
+        } else {
+            [245, 125, 110]
+        };
+        Rgb(c.map(|v| (v + n).clamp(0, 255) as u8))
+    })
+}
+
+#[test]
+fn remove_bg_classical_writes_rgba_cutouts_and_reports_bad_files() {
+    let p = Project::new();
+    p.set("method", "classical");
+    for (ty, n) in [("Front", 3), ("Back", 1)] {
+        let d = p.path().join("component").join(ty);
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..n {
+            stage_photo(160, 120, i + 1)
+                .save(d.join(format!("photo_{i}.jpg")))
+                .unwrap();
+        }
+    }
+    let front = p.path().join("component/Front");
+    std::fs::write(front.join("broken.png"), b"not a png").unwrap();
+    stage_photo(100, 80, 9)
+        .save(front.join("z_small.png"))
+        .unwrap();
+    let (code, _, err) = p.run(&["remove_bg", "-i", "component"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("broken.png"), "{err}");
+    assert!(err.contains("differ in size"), "{err}");
+    // rename_images: True -> <type>_<index:03>_no_bg.png, indices over the sorted listing.
+    let names: Vec<String> = {
+        let mut v: Vec<String> = std::fs::read_dir(p.bg("Front"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names,
+        vec![
+            "Front_001_no_bg.png",
+            "Front_002_no_bg.png",
+            "Front_003_no_bg.png",
+            "Front_004_no_bg.png"
+        ],
+        "broken.png is index 000"
+    );
+    assert!(p.bg("Back").join("Back_000_no_bg.png").exists());
+    let out = image::open(p.bg("Front").join("Front_001_no_bg.png")).unwrap();
+    assert_eq!(out.color(), image::ColorType::Rgba8);
+    let out = out.to_rgba8();
+    assert_eq!(out.dimensions(), (160, 120));
+    assert_eq!(out.get_pixel(80, 60)[3], 255, "the part is opaque");
+    assert_eq!(
+        out.get_pixel(30, 10).0,
+        [0, 0, 0, 0],
+        "the background is gone"
+    );
+    let odd = image::open(p.bg("Front").join("Front_004_no_bg.png")).unwrap();
+    assert_eq!((odd.width(), odd.height()), (100, 80), "sizes are kept");
+
+    // rename_images: False keeps the stems; stale outputs of the earlier run are removed.
+    p.set_top("rename_images", "False");
+    std::fs::remove_file(front.join("broken.png")).unwrap();
+    let (code, _, err) = p.run(&["remove_bg", "-i", "component"]);
+    assert_eq!(code, 0, "{err}");
+    let mut names: Vec<String> = std::fs::read_dir(p.bg("Front"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "photo_0_no_bg.png",
+            "photo_1_no_bg.png",
+            "photo_2_no_bg.png",
+            "z_small_no_bg.png"
+        ]
+    );
+
+    // --only-mask writes 8-bit masks beside, not into, the cut-out folder.
+    let (code, _, err) = p.run(&["remove_bg", "-i", "component", "--only-mask"]);
+    assert_eq!(code, 0, "{err}");
+    let masks = p.bg("Front").parent().unwrap().join("masks");
+    let m = image::open(masks.join("photo_0_mask.png")).unwrap();
+    assert_eq!(m.color(), image::ColorType::L8);
+    assert_eq!(m.to_luma8().get_pixel(80, 60)[0], 255);
+    assert_eq!(std::fs::read_dir(p.bg("Front")).unwrap().count(), 4);
+}
+
+#[test]
+fn remove_bg_needs_an_input_and_putalpha_keeps_colours() {
+    let p = Project::new();
+    let (code, _, err) = p.run(&["remove_bg"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("remove_bg needs -i DIR"), "{err}");
+    p.set("method", "classical");
+    p.set("cutout", "putalpha");
+    p.set("post_process_mask", "True");
+    let d = p.path().join("component/t");
+    std::fs::create_dir_all(&d).unwrap();
+    stage_photo(120, 90, 3).save(d.join("a.png")).unwrap();
+    let (code, _, err) = p.run(&["-q", "remove_bg", "-i", "component"]);
+    assert_eq!(code, 0, "{err}");
+    let out = image::open(p.bg("t").join("t_000_no_bg.png"))
+        .unwrap()
+        .to_rgba8();
+    let px = out.get_pixel(30, 10);
+    assert_eq!(px[3], 0);
+    assert!(px[0] > 200, "putalpha keeps the background colour: {px:?}");
+    // post_process_mask binarises alpha.
+    assert!(out.pixels().all(|p| p[3] == 0 || p[3] == 255));
+}
+
+#[test]
+fn remove_bg_onnx_without_a_model_says_where_it_looked() {
+    let p = Project::new();
+    let d = p.path().join("component/t");
+    std::fs::create_dir_all(&d).unwrap();
+    stage_photo(120, 90, 3).save(d.join("a.png")).unwrap();
+    p.set("method", "onnx");
+    p.set("model", "u2netp");
+    let (code, _, err) = p.run(&["remove_bg", "-i", "component"]);
+    assert_eq!(code, 2, "{err}");
+    let home_model = p.path().join("home/.u2net/u2netp.onnx");
+    assert!(err.contains(&home_model.display().to_string()), "{err}");
+    assert!(err.contains("downloads nothing"), "{err}");
+    assert!(!p.bg("t").exists());
+    // auto falls back to the classical method, with a warning that says why.
+    p.set("method", "auto");
+    let (code, _, err) = p.run(&["remove_bg", "-i", "component"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("using the classical colour segmentation, because no `u2netp` model"),
+        "{err}"
+    );
+    assert!(p.bg("t").join("t_000_no_bg.png").exists());
+    // A configured library that is not one is an error naming it, not a crash.
+    p.set("method", "onnx");
+    let model = fixtures().join("tiny_u2net.onnx");
+    p.set("model", &model.display().to_string());
+    let fake = p.path().join("libonnxruntime.so");
+    std::fs::write(&fake, b"not a library").unwrap();
+    p.set("onnxruntime", &fake.display().to_string());
+    let (code, _, err) = p.run(&["remove_bg", "-i", "component"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("cannot load the ONNX Runtime library") && err.contains("libonnxruntime.so"),
+        "{err}"
+    );
+}
+
+#[test]
+fn remove_bg_onnx_through_the_command() {
+    let Some(lib) = runtime() else { return };
+    let p = Project::new();
+    let d = p.path().join("component/t");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(fixtures().join("small.png"), d.join("small.png")).unwrap();
+    p.set("method", "onnx");
+    p.set(
+        "model",
+        &fixtures().join("tiny_u2net.onnx").display().to_string(),
+    );
+    p.set("onnxruntime", &lib.display().to_string());
+    let (code, _, err) = p.run(&["remove_bg", "-i", "component"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 session(s)"), "{err}");
+    let got = image::open(p.bg("t").join("t_000_no_bg.png"))
+        .unwrap()
+        .to_rgba8();
+    let want = image::open(fixtures().join("expected/small_cutout.png"))
+        .unwrap()
+        .to_rgba8();
+    assert_eq!(diff(got.as_raw(), want.as_raw()), (0, 0));
+}
