@@ -11,6 +11,15 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # pixal's default build is pure Rust: no system libraries are needed.
+# Background removal with a rembg model (`remove_bg`, method onnx/auto) loads ONNX Runtime at
+# run time; the onnxruntime wheel ships the library and pixal finds it through python3. Without
+# it pixal still works, using its classical background removal.
+if command -v python3 >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check onnxruntime \
+        || echo "setup.sh: could not install onnxruntime (pip); remove_bg will use its classical method" >&2
+else
+    echo "setup.sh: python3 not found; install onnxruntime (pip) to run rembg models in remove_bg" >&2
+fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo install --locked --force --path . --target-dir "$CARGO_TARGET_DIR"
 

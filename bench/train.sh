@@ -35,11 +35,13 @@ for i in range(n):
 np.savez(sys.argv[1], data=data, shape=np.array([h, w], np.int64))
 PY
 cd "$work"
-/usr/bin/time -f "%M %e" -o "$work/time" "$bin" -q --config configs train -i in/part
-read -r kb wall < "$work/time"
-python3 - "$work/out" "$kb" "$wall" <<'PY'
+/usr/bin/time -f "%M %e %U %S" -o "$work/time" "$bin" -q --config configs train -i in/part
+read -r kb wall user sys < "$work/time"
+python3 - "$work/out" "$kb" "$wall" "$user" "$sys" "$(cat /proc/loadavg)" <<'PY'
 import glob, json, sys
 out, kb, wall = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+cpu = float(sys.argv[4]) + float(sys.argv[5])
+load = sys.argv[6].split()[0]
 hist = json.load(open(glob.glob(f"{out}/**/loss_history.json", recursive=True)[0]))
 meta = open(glob.glob(f"{out}/**/metadata/*.yaml", recursive=True)[0]).read()
 fit = float([l for l in meta.splitlines() if l.startswith("fit_seconds:")][0].split(":")[1])
@@ -51,6 +53,7 @@ print(f"  first epoch            {secs[0]:7.3f} s")
 print(f"  later epochs (mean)    {sum(rest)/len(rest):7.3f} s/epoch  (min {min(rest):.3f}, max {max(rest):.3f})")
 print(f"  fit incl. checkpoints  {fit:7.2f} s  = {fit/len(secs):.3f} s/epoch")
 print(f"  whole run              {wall:7.2f} s  (read npz, fit, write weights/exports/plots)")
+print(f"  CPU time (user+sys)    {cpu:7.2f} s  (load average after the run: {load}; other work on the machine slows the wall times)")
 print(f"  peak RSS               {kb/1024:7.0f} MiB")
 print(f"  loss {hist['train_loss'][0]:.4e} -> {hist['train_loss'][-1]:.4e}, val_loss {hist['val_loss'][0]:.4e} -> {hist['val_loss'][-1]:.4e}")
 PY

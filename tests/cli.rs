@@ -331,18 +331,36 @@ fn quiet_silences_stderr_but_keeps_the_log_file() {
 }
 
 #[test]
-fn preprocess_passes_images_through_and_refuses_alignment() {
+fn preprocess_removes_backgrounds_and_aligns() {
     let p = Project::new();
     let input = p.path().join("component");
     write_type(&input, "t", &[part_image([200, 100, 50])]);
     let (code, _, err) = p.run(&["preprocess", "-i", "component"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("background removal is not built yet"), "{err}");
+    // No rembg model in a test: `method: auto` falls back to the classical segmentation, says
+    // so, and make_input reads the cut-outs.
+    assert!(
+        err.contains("using the classical colour segmentation"),
+        "{err}"
+    );
+    let cut = p
+        .component()
+        .join("t/preprocessed_images/background_removed/t_000_no_bg.png");
+    let cut = image::open(&cut).unwrap().to_rgba8();
+    assert_eq!(cut.dimensions(), (40, 30));
+    assert!(cut.get_pixel(20, 14)[3] > 250, "the part is opaque (feathered edge aside)");
+    assert_eq!(cut.get_pixel(2, 2).0, [0, 0, 0, 0]);
     assert!(p.component().join("t/out.npz").exists());
+    let meta = std::fs::read_to_string(p.component().join("t/metadata/preprocessing.yaml")).unwrap();
+    assert!(meta.contains("t_000_no_bg.png"), "{meta}");
     p.edit_params("apply_alignment: False", "apply_alignment: True");
     let (code, _, err) = p.run(&["preprocess", "-i", "component"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("alignment is not built yet"), "{err}");
+    // One image: it is the reference, copied into the aligned folder, and make_input reads it.
+    assert_eq!(code, 0, "{err}");
+    let aligned = p.component().join("t/preprocessed_images/aligned_images");
+    let csv = std::fs::read_to_string(aligned.join("alignment.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(p.component().join("t/out.npz").exists());
 }
 
 #[test]
@@ -444,4 +462,122 @@ fn make_input_on_the_real_photo() {
         data.data.index_axis(ndarray::Axis(0), 2)
     );
     assert!(data.data.iter().all(|v| (0.0..=1.0).contains(v)));
+}
+
+/// The whole pipeline on the generated demo component: preprocess (background removal,
+/// alignment, make_input) -> train (the default autoencoder) -> validate with ground truth.
+/// Every output exists, the defects outrank the good images, and the highest-scoring pixel of a
+/// defective photo lies on its defect.
+#[test]
+fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pixal().current_dir(dir.path()).args(["--json", "demo", "-o", "demo"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(v["ok"], true);
+    let root = dir.path().join("demo");
+    for ty in ["front", "back"] {
+        let model = root.join("out/demo_flex").join(ty).join("model");
+        for f in ["loss_history.json", "loss_plot.png", "validation_error_maps.npy"] {
+            assert!(model.join(f).is_file(), "{ty}: missing model/{f}");
+        }
+        let vdir = root.join("validate/demo_flex_validate").join(ty);
+        for f in [
+            "scores.csv",
+            "summary.json",
+            "report.html",
+            "out.npz",
+            "metadata/preprocessing.yaml",
+            "preprocessed_images/aligned_images/alignment.csv",
+            "figures/anomaly_overlay_0.png",
+            "figures/pixel_loss_histogram.png",
+            "figures/pixel_loss_log_histogram.png",
+            "figures/combined_channel_loss_histogram.png",
+            "figures/prediction_distribution_log.png",
+            "figures/truth_distribution_log.png",
+            "figures/combined_distribution_log.png",
+            "figures/pixel_predictions.png",
+            "figures/roc_curve.png",
+            "figures/pr_curve.png",
+            "figures/confusion_matrix.png",
+        ] {
+            assert!(vdir.join(f).is_file(), "{ty}: missing {f}");
+        }
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(vdir.join("summary.json")).unwrap()).unwrap();
+        let m = &s["metrics"];
+        assert!(m["pixel_auroc"].as_f64().unwrap() >= 0.95, "{ty}: {m}");
+        assert!(m["image_auroc"].as_f64().unwrap() >= 0.9, "{ty}: {m}");
+        let images = s["images"].as_array().unwrap();
+        assert_eq!(images.len(), 12);
+        let best_good = images
+            .iter()
+            .filter(|i| i["truth"] == false)
+            .map(|i| i["score"].as_f64().unwrap())
+            .fold(f64::MIN, f64::max);
+        let spot = images
+            .iter()
+            .find(|i| i["photo"].as_str().unwrap().contains("_spot_"))
+            .unwrap();
+        assert!(spot["score"].as_f64().unwrap() > best_good, "{ty}: spot {spot} vs good {best_good}");
+        // The spot photo's highest-scoring pixel lies on the spot.
+        let map: ndarray::Array2<f32> = ndarray_npy::read_npy(spot["map_npy"].as_str().unwrap()).unwrap();
+        let (mut best, mut at) = (f32::MIN, (0, 0));
+        for ((y, x), &v) in map.indexed_iter() {
+            if v > best {
+                best = v;
+                at = (y, x);
+            }
+        }
+        let stem = std::path::Path::new(spot["photo"].as_str().unwrap()).file_stem().unwrap().to_string_lossy().into_owned();
+        let mask = image::open(root.join("data/ground_truth").join(ty).join(format!("{stem}_mask.png"))).unwrap().to_luma8();
+        // Allow the smoothing's reach: within 3 pixels of the mask.
+        let near = (at.0.saturating_sub(3)..=at.0 + 3)
+            .any(|y| (at.1.saturating_sub(3)..=at.1 + 3).any(|x| mask.get_pixel_checked(x as u32, y as u32).is_some_and(|p| p.0[0] > 127)));
+        assert!(near, "{ty}: top pixel {at:?} is not on the spot");
+        let csv = std::fs::read_to_string(vdir.join("scores.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 13);
+        assert!(csv.starts_with("file,type,image_score"));
+    }
+
+    // One photo, as lab scripts call it; the user's photo is left as it was.
+    let cfg = root.join("configs");
+    let photo = root.join("data/validate/front/front_spot_001.png");
+    let before = std::fs::read(&photo).unwrap();
+    let run = |args: &[&str]| {
+        let o = pixal().current_dir(dir.path()).arg("--config").arg(&cfg).args(args).output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (code, out, err) = run(&["--json", "validate", "-i", photo.to_str().unwrap(), "--type", "front"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["processed"], 1);
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("validate/demo_flex_validate/front/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(s["images"].as_array().unwrap().len(), 1);
+    assert_eq!(s["images"][0]["verdict"], "anomalous");
+    assert!(s["metrics"].is_null(), "no ground truth given, no metrics");
+    // The earlier run's ROC figure must not outlive it: without ground truth there is none.
+    assert!(!root.join("validate/demo_flex_validate/front/figures/roc_curve.png").exists());
+    assert!(!root.join("validate/demo_flex_validate/front/figures/anomaly_overlay_1.png").exists());
+    assert_eq!(std::fs::read(&photo).unwrap(), before);
+    let (code, _, err) = run(&["validate", "-i", photo.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--type"), "{err}");
+
+    // detect alone, with the original's loss_cut threshold instead of the calibrated one.
+    let params = cfg.join("parameters.yaml");
+    let text = std::fs::read_to_string(&params).unwrap().replace("threshold: \"auto\"", "threshold: \"loss_cut\"");
+    std::fs::write(&params, text).unwrap();
+    let (code, _, err) = run(&["detect"]);
+    assert_eq!(code, Some(0), "{err}");
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("validate/demo_flex_validate/front/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(s["thresholds"]["mode"], "loss_cut");
+    assert_eq!(s["thresholds"]["pixel"], 0.1);
 }

@@ -276,6 +276,7 @@ fn detect_logged(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &
     };
     let truth_index = truth.map(MaskIndex::new).transpose()?;
 
+    remove_stale_figures(&figures_dir, &maps_dir, truth.is_some());
     // Per image: score map, verdict, photo map, overlay.
     let bar = crate::logging::progress(n as u64, &format!("detect {label}"));
     let per_image: Vec<anyhow::Result<(ImageResult, Option<GroundTruth>)>> = (0..n)
@@ -731,6 +732,26 @@ fn write_outputs(cfg: &Config, job: &DetectJob, ts: &TypeSummary, figures: &[Pat
     summary.output(&html_path);
     log::info!("detect {}: report {}", job.ty.as_deref().unwrap_or("all types"), html_path.display());
     Ok(())
+}
+
+/// Deletes the overlays and maps an earlier run left in pixal's own output folders (this run
+/// writes its own), and the ROC/PR/confusion figures when no ground truth is given, so a folder
+/// never mixes two runs.
+fn remove_stale_figures(figures: &Path, maps: &Path, with_truth: bool) {
+    let remove_if = |dir: &Path, stale: &dyn Fn(&str) -> bool| {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if stale(&e.file_name().to_string_lossy()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    };
+    remove_if(figures, &|name| {
+        (name.starts_with("anomaly_overlay_") && name.ends_with(".png"))
+            || (!with_truth && ["roc_curve.png", "pr_curve.png", "confusion_matrix.png"].contains(&name))
+    });
+    remove_if(maps, &|name| name.ends_with("_anomaly.npy") || name.ends_with("_anomaly.png"));
 }
 
 fn csv_field(s: &str) -> String {

@@ -198,7 +198,14 @@ fn build_logged(
     let mut files: Vec<(usize, PathBuf)> = Vec::new();
     for (i, (name, dir)) in sources.iter().enumerate() {
         // A single image file is a one-image source (validate -i photo.jpg --type NAME).
-        let listed = if dir.is_file() { Ok(vec![dir.clone()]) } else { list_images(dir) };
+        let mut listed = if dir.is_file() { Ok(vec![dir.clone()]) } else { list_images(dir) };
+        // When earlier stages said which files they produced (validation), read only those: the
+        // folder may still hold an earlier run's images.
+        if !target.provenance.is_empty() {
+            if let Ok(list) = listed.as_mut() {
+                list.retain(|p| target.provenance.contains_key(p));
+            }
+        }
         match listed {
             Ok(list) if list.is_empty() => {
                 summary.fail(dir, format!("{}: no images in folder (type {name})", dir.display()))

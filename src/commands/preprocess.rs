@@ -1,7 +1,7 @@
 //! `pixal preprocess`: remove_bg -> align -> make_input, running the stages this version has.
 //! Background removal writes each type's cut-outs to its `background_removed` folder and
-//! make_input reads those folders; alignment, when the configuration asks for it, is refused
-//! rather than silently skipped until it is built (it slots in at [`make_input_sources`]).
+//! make_input reads those folders, or, with `apply_alignment`, the aligned folders that
+//! [`super::align`] writes from them (see [`make_input_sources`]).
 
 use std::path::{Path, PathBuf};
 
@@ -18,14 +18,6 @@ pub fn run(cfg: &Config, input: Option<&Path>) -> anyhow::Result<Summary> {
         )
         .into());
     };
-    if cfg.params.preprocessing.alignment.apply_alignment {
-        return Err(UsageError(format!(
-            "preprocessing.alignment.apply_alignment is true in {}, but alignment is not built yet in pixal {}; set it to False to preprocess without alignment",
-            cfg.dir.join("parameters.yaml").display(),
-            crate::VERSION
-        ))
-        .into());
-    }
     let types = discover_types(input)?;
     let mut summary = Summary::new("preprocess");
     let (removed, folders) = remove_bg::run_types(cfg, &types, Side::Model, false)?;
@@ -44,13 +36,21 @@ pub fn run(cfg: &Config, input: Option<&Path>) -> anyhow::Result<Summary> {
 }
 
 /// The per-type folders make_input reads, given the background-removed folders (type name,
-/// folder). This is where alignment goes: with `apply_alignment`, align each type's cut-outs
-/// into `layout.aligned_images(Some(type))` and return those folders instead. Until then the
-/// cut-outs go to make_input as they are.
+/// folder): with `apply_alignment`, each type's cut-outs are aligned into
+/// `layout.aligned_images(Some(type))` and those folders are returned; otherwise the cut-outs go
+/// to make_input as they are.
 pub fn make_input_sources(
-    _cfg: &Config,
+    cfg: &Config,
     background_removed: Vec<(String, PathBuf)>,
-    _summary: &mut Summary,
+    summary: &mut Summary,
 ) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    Ok(background_removed)
+    if !cfg.params.preprocessing.alignment.apply_alignment {
+        return Ok(background_removed);
+    }
+    let mut aligned = Summary::new("align");
+    let folders = super::align::align_types(cfg, &background_removed, &mut aligned)?;
+    // Photos were counted by remove_bg; align's count would count them twice.
+    aligned.processed = 0;
+    summary.absorb(aligned);
+    Ok(folders)
 }

@@ -149,6 +149,20 @@ impl Remover {
     }
 }
 
+/// The output file name of the `index`-th photo (in sorted order) of type `ty`:
+/// `<type>_<index:03>_<suffix>.png` with `rename_images`, else `<stem>_<suffix>.png`.
+pub fn output_name(ty: &str, index: usize, photo: &Path, rename: bool, suffix: &str) -> String {
+    if rename {
+        format!("{ty}_{index:03}_{suffix}.png")
+    } else {
+        let stem = photo
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("{stem}_{suffix}.png")
+    }
+}
+
 /// One photo's outcome: the output written and the photo's size, or an error naming the file.
 type Outcome = Result<(PathBuf, (u32, u32)), String>;
 
@@ -169,15 +183,7 @@ fn run_type(
     let mut names: Vec<Option<String>> = Vec::with_capacity(files.len());
     let mut seen = HashSet::new();
     for (i, f) in files.iter().enumerate() {
-        let out = if pp.rename_images {
-            format!("{name}_{i:03}_{suffix}.png")
-        } else {
-            let stem = f
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            format!("{stem}_{suffix}.png")
-        };
+        let out = output_name(name, i, f, pp.rename_images, suffix);
         if seen.insert(out.clone()) {
             names.push(Some(out));
         } else {

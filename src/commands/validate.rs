@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::make_input::{Provenance, Target, build};
+use super::remove_bg::{self, Side};
+use super::align;
 use super::{Summary, UsageError, detect, discover_types};
 use crate::config::Config;
 use crate::io::metadata::{PreprocessingMetadata, read_yaml};
@@ -114,21 +116,56 @@ fn check_same_settings(cfg: &Config, meta: &PreprocessingMetadata, path: &Path) 
     Ok(())
 }
 
-/// Runs the preprocessing stages before make_input on one type's new photos and returns the
-/// folder (or file) make_input reads, with each file's photo and homography.
+/// Runs the preprocessing stages before make_input on one type's new photos (background
+/// removal into the validate tree, then alignment to the training reference when it is on) and
+/// returns the folder make_input reads, with each of its files' photo and homography.
 fn prepare(
     cfg: &Config,
     ty: &str,
     src: &Path,
     summary: &mut Summary,
 ) -> anyhow::Result<(PathBuf, HashMap<PathBuf, Provenance>)> {
-    let _ = (cfg, ty, summary);
-    let files = if src.is_file() { vec![src.to_path_buf()] } else { crate::io::image::list_images(src)? };
-    let mut prov = HashMap::new();
-    for f in files {
-        if let Ok(size) = image::image_dimensions(&f) {
-            prov.insert(f.clone(), Provenance { photo: f.clone(), homography: None, photo_size: size });
+    // A single photo is copied into the validate tree (the user's file is never touched), so
+    // every stage works on a folder.
+    let src = if src.is_file() {
+        let stage = cfg.layout.validate_type_root(Some(ty)).join("input");
+        crate::io::atomic::create_dir_all(&stage)?;
+        let name = src.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let bytes = std::fs::read(src).with_context(|| format!("{}: cannot read", src.display()))?;
+        crate::io::atomic::write_bytes(&stage.join(&name), &bytes)?;
+        stage
+    } else {
+        src.to_path_buf()
+    };
+    let photos = crate::io::image::list_images(&src)?;
+    let before = summary.processed;
+    let (removed, folders) = remove_bg::run_types(cfg, &[(ty.to_string(), src.clone())], Side::Validate, false)?;
+    summary.absorb(removed);
+    summary.processed = before;
+    let Some((_, bg_dir)) = folders.into_iter().next() else {
+        return Err(anyhow::anyhow!("no photo of {} came through background removal", src.display()));
+    };
+    // Background removal keeps each photo's (oriented) size, so its outputs stand for the photos.
+    let mut by_output: HashMap<PathBuf, Provenance> = HashMap::new();
+    for (i, photo) in photos.iter().enumerate() {
+        let out = bg_dir.join(remove_bg::output_name(ty, i, photo, cfg.params.preprocessing.rename_images, "no_bg"));
+        if let Ok(size) = image::image_dimensions(&out) {
+            by_output.insert(out, Provenance { photo: photo.clone(), homography: None, photo_size: size });
         }
     }
-    Ok((src.to_path_buf(), prov))
+    if !cfg.params.preprocessing.alignment.apply_alignment {
+        return Ok((bg_dir, by_output));
+    }
+    let before = summary.processed;
+    let (aligned_dir, rows) = align::align_validation_type(cfg, ty, &bg_dir, summary)?;
+    summary.processed = before;
+    let mut prov = HashMap::new();
+    for row in rows {
+        let Some(p) = by_output.get(Path::new(&row.source)) else { continue };
+        prov.insert(
+            aligned_dir.join(&row.image),
+            Provenance { photo: p.photo.clone(), homography: Some(row.homography), photo_size: p.photo_size },
+        );
+    }
+    Ok((aligned_dir, prov))
 }

@@ -42,7 +42,7 @@ pub fn write_safetensors(
     }
     let mut text = Value::Object(header).to_string().into_bytes();
     // The data section starts 8-byte aligned, as the reference implementation writes it.
-    while (text.len() + 8) % 8 != 0 {
+    while !(text.len() + 8).is_multiple_of(8) {
         text.push(b' ');
     }
     atomic::write_with(path, |w| {

@@ -217,6 +217,9 @@ impl<E: burn::tensor::ElementConversion> ToF32 for E {
     }
 }
 
+/// Called after each epoch with its record and, when it improved, the new best network.
+pub type EpochCallback<'a, B> = dyn FnMut(&EpochRecord, Option<&Autoencoder<B>>) + 'a;
+
 /// Trains `model` on `train`, validating on `val` after every epoch. `on_epoch` is called after
 /// each epoch with its record and, when the epoch improved, the new best network (to
 /// checkpoint); `host` selects the in-place CPU optimizer.
@@ -229,7 +232,7 @@ pub fn fit<B: TrainBackend>(
     s: &FitSettings,
     device: &B::Device,
     host: bool,
-    on_epoch: &mut dyn FnMut(&EpochRecord, Option<&Autoencoder<B::InnerBackend>>),
+    on_epoch: &mut EpochCallback<'_, B::InnerBackend>,
 ) -> FitOutcome<B::InnerBackend> {
     let c = s.channel_weights.len().max(1);
     let p = config.input_dim / c;

@@ -266,61 +266,139 @@ fn warp_raw<const C: usize>(
     if w == 0 || sw == 0 || sh == 0 {
         return;
     }
+    let avx2 = keypoints::has_avx2();
+    out.par_chunks_mut(w * C)
+        .enumerate()
+        .with_min_len(8)
+        .for_each_init(
+            || (vec![0.0f64; w], vec![0.0f64; w]),
+            |(xs, ys), (y, row)| {
+                warp_row::<C>(src, sw, sh, m, y, row, xs, ys, avx2);
+            },
+        );
+}
+
+/// One output row of [`warp_raw`]: source coordinates for the whole row first (a loop that
+/// vectorises, divisions included), then the bilinear taps.
+#[allow(clippy::too_many_arguments)]
+fn warp_row<const C: usize>(
+    src: &[u8],
+    sw: usize,
+    sh: usize,
+    m: &Homography,
+    y: usize,
+    row: &mut [u8],
+    xs: &mut [f64],
+    ys: &mut [f64],
+    avx2: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        #[target_feature(enable = "avx2")]
+        #[allow(clippy::too_many_arguments)]
+        fn inner<const C: usize>(
+            src: &[u8],
+            sw: usize,
+            sh: usize,
+            m: &Homography,
+            y: usize,
+            row: &mut [u8],
+            xs: &mut [f64],
+            ys: &mut [f64],
+        ) {
+            warp_row_generic::<C>(src, sw, sh, m, y, row, xs, ys);
+        }
+        // SAFETY: `avx2` comes from `has_avx2()`, so the CPU has the instructions.
+        unsafe { inner::<C>(src, sw, sh, m, y, row, xs, ys) };
+        return;
+    }
+    let _ = avx2;
+    warp_row_generic::<C>(src, sw, sh, m, y, row, xs, ys);
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn warp_row_generic<const C: usize>(
+    src: &[u8],
+    sw: usize,
+    sh: usize,
+    m: &Homography,
+    y: usize,
+    row: &mut [u8],
+    xs: &mut [f64],
+    ys: &mut [f64],
+) {
+    let w = row.len() / C;
+    let (xs, ys) = (&mut xs[..w], &mut ys[..w]);
+    let yf = y as f64;
+    let (bx, by, bw) = (
+        m[(0, 1)] * yf + m[(0, 2)],
+        m[(1, 1)] * yf + m[(1, 2)],
+        m[(2, 1)] * yf + m[(2, 2)],
+    );
+    let (ax, ay, aw) = (m[(0, 0)], m[(1, 0)], m[(2, 0)]);
+    for (x, (sx, sy)) in xs.iter_mut().zip(ys.iter_mut()).enumerate() {
+        let xf = x as f64;
+        let den = aw * xf + bw;
+        // A point behind the camera (den <= 0) is sent far outside: black.
+        let inv = if den > 1e-12 { 1.0 / den } else { f64::NAN };
+        *sx = (ax * xf + bx) * inv;
+        *sy = (ay * xf + by) * inv;
+    }
+    // Interpolation in fixed point: positions to 1/64 pixel (OpenCV uses 1/32), 12-bit weights.
+    let (inner_w, inner_h) = ((sw - 1) as f64, (sh - 1) as f64);
     let (fw, fh) = (sw as f64, sh as f64);
-    out.par_chunks_mut(w * C).enumerate().for_each(|(y, row)| {
-        let yf = y as f64;
-        let mut nx = m[(0, 1)] * yf + m[(0, 2)];
-        let mut ny = m[(1, 1)] * yf + m[(1, 2)];
-        let mut nw = m[(2, 1)] * yf + m[(2, 2)];
-        for px in row.chunks_exact_mut(C) {
-            let (x_num, y_num, den) = (nx, ny, nw);
-            nx += m[(0, 0)];
-            ny += m[(1, 0)];
-            nw += m[(2, 0)];
-            if den <= 1e-12 {
-                continue;
+    for ((px, &sx), &sy) in row.chunks_exact_mut(C).zip(xs.iter()).zip(ys.iter()) {
+        if sx >= 0.0 && sy >= 0.0 && sx < inner_w && sy < inner_h {
+            // All four taps inside (the common case).
+            let xi = (sx * 64.0 + 0.5) as u32;
+            let yi = (sy * 64.0 + 0.5) as u32;
+            let (x0, y0) = ((xi >> 6) as usize, (yi >> 6) as usize);
+            let (fx, fy) = (xi & 63, yi & 63);
+            let w00 = (64 - fx) * (64 - fy);
+            let w01 = fx * (64 - fy);
+            let w10 = (64 - fx) * fy;
+            let w11 = fx * fy;
+            // Rounding sx * 64 up can reach the last column or row: clamp the far taps.
+            let x1 = (x0 + 1).min(sw - 1) - x0;
+            let y1 = (y0 + 1).min(sh - 1) - y0;
+            let i00 = (y0 * sw + x0) * C;
+            let i10 = i00 + y1 * sw * C;
+            let (t0, t1) = (&src[i00..i00 + (x1 + 1) * C], &src[i10..i10 + (x1 + 1) * C]);
+            for c in 0..C {
+                let v = w00 * u32::from(t0[c])
+                    + w01 * u32::from(t0[x1 * C + c])
+                    + w10 * u32::from(t1[c])
+                    + w11 * u32::from(t1[x1 * C + c]);
+                px[c] = ((v + 2048) >> 12) as u8;
             }
-            let sx = x_num / den;
-            let sy = y_num / den;
-            if !(sx > -1.0 && sy > -1.0 && sx < fw && sy < fh) {
-                continue;
-            }
-            // floor() without the library call (sx, sy > -1 here).
+        } else if sx > -1.0 && sy > -1.0 && sx < fw && sy < fh {
+            // Near the border: taps outside the source count as 0.
             let x0 = if sx >= 0.0 { sx as isize } else { -1 };
             let y0 = if sy >= 0.0 { sy as isize } else { -1 };
-            let (fx, fy) = ((sx - x0 as f64) as f32, (sy - y0 as f64) as f32);
-            let w00 = (1.0 - fx) * (1.0 - fy);
-            let w01 = fx * (1.0 - fy);
-            let w10 = (1.0 - fx) * fy;
-            let w11 = fx * fy;
-            if x0 >= 0 && y0 >= 0 && (x0 as usize) + 1 < sw && (y0 as usize) + 1 < sh {
-                let i00 = (y0 as usize * sw + x0 as usize) * C;
-                let i10 = i00 + sw * C;
-                for c in 0..C {
-                    let v = w00 * f32::from(src[i00 + c])
-                        + w01 * f32::from(src[i00 + C + c])
-                        + w10 * f32::from(src[i10 + c])
-                        + w11 * f32::from(src[i10 + C + c]);
-                    px[c] = (v + 0.5) as u8;
-                }
-            } else {
-                let tap = |xx: isize, yy: isize, c: usize| -> f32 {
+            let fx = (((sx - x0 as f64) * 64.0 + 0.5) as u32).min(64);
+            let fy = (((sy - y0 as f64) * 64.0 + 0.5) as u32).min(64);
+            let wts = [
+                (64 - fx) * (64 - fy),
+                fx * (64 - fy),
+                (64 - fx) * fy,
+                fx * fy,
+            ];
+            let taps = [(x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1)];
+            for c in 0..C {
+                let mut v = 0u32;
+                for (&(xx, yy), &wt) in taps.iter().zip(&wts) {
                     if xx >= 0 && yy >= 0 && (xx as usize) < sw && (yy as usize) < sh {
-                        f32::from(src[(yy as usize * sw + xx as usize) * C + c])
-                    } else {
-                        0.0
+                        v += wt * u32::from(src[(yy as usize * sw + xx as usize) * C + c]);
                     }
-                };
-                for c in 0..C {
-                    let v = w00 * tap(x0, y0, c)
-                        + w01 * tap(x0 + 1, y0, c)
-                        + w10 * tap(x0, y0 + 1, c)
-                        + w11 * tap(x0 + 1, y0 + 1, c);
-                    px[c] = (v + 0.5) as u8;
                 }
+                px[c] = ((v + 2048) >> 12) as u8;
             }
+        } else {
+            // Outside (or behind the camera: NaN fails every comparison): black, transparent.
+            px.iter_mut().for_each(|v| *v = 0);
         }
-    });
+    }
 }
 
 /// One pixel the refinement compares: its place and value in the reference, and the row of
@@ -748,27 +826,41 @@ pub fn align_pair(
         return Err(AlignError::Homography(HomographyError::Degenerate));
     }
     let mut candidates = vec![(est.h, false)];
-    if let Some(tpl) = &reference.template
+    if params.refine
+        && let Some(tpl) = &reference.template
         && let Some(h) = refine_lk(tpl, &gray, &est.h)
         && usable(&h, dims)
     {
         candidates.push((h, true));
     }
-    let mut best: Option<(RgbaImage, Homography, bool, f64, f64)> = None;
-    for (h, refined) in candidates {
-        let Some(inv) = h.try_inverse() else {
-            continue;
-        };
-        let warped = warp_rgba(photo, &inv, dims.0, dims.1);
-        let g = gray_of_rgba(&warped);
-        let (Some(s), Some(e)) = (ssim(&g, &reference.gray), mse(&g, &reference.gray)) else {
-            continue;
-        };
-        if best.as_ref().is_none_or(|b| s > b.3) {
-            best = Some((warped, h, refined, s, e));
+    // Score each candidate on the gray image (a quarter of the warping work), then warp the
+    // colour image once with the winner and score that exactly as the gates define it.
+    let mut best: Option<(Homography, bool, f64)> = None;
+    if candidates.len() > 1 {
+        for (h, refined) in candidates {
+            let Some(inv) = h.try_inverse() else {
+                continue;
+            };
+            let warped = warp_gray(&gray, &inv, dims.0, dims.1);
+            let Some(s) = ssim(&warped, &reference.gray) else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|b| s > b.2) {
+                best = Some((h, refined, s));
+            }
         }
+    } else {
+        best = candidates.pop().map(|(h, r)| (h, r, f64::NAN));
     }
-    let Some((image, h, refined, s, e)) = best else {
+    let Some((h, refined, _)) = best else {
+        return Err(AlignError::Homography(HomographyError::Degenerate));
+    };
+    let inv = h
+        .try_inverse()
+        .ok_or(AlignError::Homography(HomographyError::Degenerate))?;
+    let image = warp_rgba(photo, &inv, dims.0, dims.1);
+    let g = gray_of_rgba(&image);
+    let (Some(s), Some(e)) = (ssim(&g, &reference.gray), mse(&g, &reference.gray)) else {
         return Err(AlignError::Homography(HomographyError::Degenerate));
     };
     let mut inlier_matches: Vec<&Match> = matches

@@ -47,6 +47,9 @@ pub fn gray_of_rgb(img: &RgbImage) -> GrayImage {
     out
 }
 
+const C1: f64 = (0.01 * 255.0) * (0.01 * 255.0);
+const C2: f64 = (0.03 * 255.0) * (0.03 * 255.0);
+
 /// SSIM with a 3x3 uniform window over two gray images of the same size (see the module
 /// documentation). `None` when the sizes differ or the images are smaller than 3x3 (scikit-image
 /// refuses those too). 1.0 for identical images.
@@ -58,49 +61,116 @@ pub fn ssim(a: &GrayImage, b: &GrayImage) -> Option<f64> {
     if w < 3 || h < 3 {
         return None;
     }
-    const C1: f64 = (0.01 * 255.0) * (0.01 * 255.0);
-    const C2: f64 = (0.03 * 255.0) * (0.03 * 255.0);
     let (da, db) = (a.as_raw(), b.as_raw());
+    let avx2 = crate::preprocess::keypoints::has_avx2();
     let total: f64 = (1..h - 1)
         .into_par_iter()
-        .map(|y| {
-            // Column sums over the three rows y-1, y, y+1 (exact integers).
-            let mut sa = vec![0u32; w];
-            let mut sb = vec![0u32; w];
-            let mut saa = vec![0u32; w];
-            let mut sbb = vec![0u32; w];
-            let mut sab = vec![0u32; w];
-            for yy in y - 1..=y + 1 {
-                let ra = &da[yy * w..(yy + 1) * w];
-                let rb = &db[yy * w..(yy + 1) * w];
-                for x in 0..w {
-                    let (p, q) = (u32::from(ra[x]), u32::from(rb[x]));
-                    sa[x] += p;
-                    sb[x] += q;
-                    saa[x] += p * p;
-                    sbb[x] += q * q;
-                    sab[x] += p * q;
-                }
-            }
-            let mut row = 0.0;
-            for x in 1..w - 1 {
-                let s3 = |v: &[u32]| i64::from(v[x - 1] + v[x] + v[x + 1]);
-                let (sx, sy) = (s3(&sa), s3(&sb));
-                let (sxx, syy, sxy) = (s3(&saa), s3(&sbb), s3(&sab));
-                let ux = sx as f64 / 9.0;
-                let uy = sy as f64 / 9.0;
-                // Sample (co)variances: (9 Σxy - Σx Σy) / (9 * 8), exact in integers.
-                let vx = (9 * sxx - sx * sx) as f64 / 72.0;
-                let vy = (9 * syy - sy * sy) as f64 / 72.0;
-                let vxy = (9 * sxy - sx * sy) as f64 / 72.0;
-                let num = (2.0 * ux * uy + C1) * (2.0 * vxy + C2);
-                let den = (ux * ux + uy * uy + C1) * (vx + vy + C2);
-                row += num / den;
-            }
-            row
-        })
+        .with_min_len(16)
+        .map_init(
+            || SsimRow::new(w),
+            |buf, y| {
+                let ra: [&[u8]; 3] = std::array::from_fn(|k| &da[(y - 1 + k) * w..(y + k) * w]);
+                let rb: [&[u8]; 3] = std::array::from_fn(|k| &db[(y - 1 + k) * w..(y + k) * w]);
+                ssim_row(&ra, &rb, buf, avx2)
+            },
+        )
         .sum();
     Some(total / ((w - 2) * (h - 2)) as f64)
+}
+
+/// Scratch rows of one SSIM output row.
+struct SsimRow {
+    sx: Vec<i32>,
+    sy: Vec<i32>,
+    sxx: Vec<i32>,
+    syy: Vec<i32>,
+    sxy: Vec<i32>,
+    out: Vec<f64>,
+}
+
+impl SsimRow {
+    fn new(w: usize) -> SsimRow {
+        SsimRow {
+            sx: vec![0; w],
+            sy: vec![0; w],
+            sxx: vec![0; w],
+            syy: vec![0; w],
+            sxy: vec![0; w],
+            out: vec![0.0; w],
+        }
+    }
+}
+
+/// The sum of the SSIM map over one interior row, given the three image rows around it.
+fn ssim_row(a: &[&[u8]; 3], b: &[&[u8]; 3], buf: &mut SsimRow, avx2: bool) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        #[target_feature(enable = "avx2")]
+        fn inner(a: &[&[u8]; 3], b: &[&[u8]; 3], buf: &mut SsimRow) -> f64 {
+            ssim_row_generic(a, b, buf)
+        }
+        // SAFETY: `avx2` comes from `has_avx2()`, so the CPU has the instructions.
+        return unsafe { inner(a, b, buf) };
+    }
+    let _ = avx2;
+    ssim_row_generic(a, b, buf)
+}
+
+/// Column sums over the three rows (exact integers), then the 3-wide window sums and the SSIM
+/// formula per pixel; written as plain loops over equal-length slices so they vectorise.
+#[inline(always)]
+fn ssim_row_generic(a: &[&[u8]; 3], b: &[&[u8]; 3], buf: &mut SsimRow) -> f64 {
+    let w = a[0].len();
+    let n = w - 2;
+    let (a0, a1, a2) = (&a[0][..w], &a[1][..w], &a[2][..w]);
+    let (b0, b1, b2) = (&b[0][..w], &b[1][..w], &b[2][..w]);
+    let SsimRow {
+        sx,
+        sy,
+        sxx,
+        syy,
+        sxy,
+        out,
+    } = buf;
+    let (sx, sy, sxx, syy, sxy) = (
+        &mut sx[..w],
+        &mut sy[..w],
+        &mut sxx[..w],
+        &mut syy[..w],
+        &mut sxy[..w],
+    );
+    for x in 0..w {
+        let (p0, p1, p2) = (i32::from(a0[x]), i32::from(a1[x]), i32::from(a2[x]));
+        let (q0, q1, q2) = (i32::from(b0[x]), i32::from(b1[x]), i32::from(b2[x]));
+        sx[x] = p0 + p1 + p2;
+        sy[x] = q0 + q1 + q2;
+        sxx[x] = p0 * p0 + p1 * p1 + p2 * p2;
+        syy[x] = q0 * q0 + q1 * q1 + q2 * q2;
+        sxy[x] = p0 * q0 + p1 * q1 + p2 * q2;
+    }
+    let out = &mut out[..n];
+    for (i, o) in out.iter_mut().enumerate() {
+        let s3 = |v: &[i32]| v[i] + v[i + 1] + v[i + 2];
+        let (x, y) = (s3(sx), s3(sy));
+        // Sample (co)variances times 72: 9 Σxy - Σx Σy (exact; at most 5.3e6, fits i32).
+        let vx = (9 * s3(sxx) - x * x) as f64 / 72.0;
+        let vy = (9 * s3(syy) - y * y) as f64 / 72.0;
+        let vxy = (9 * s3(sxy) - x * y) as f64 / 72.0;
+        let (ux, uy) = (f64::from(x) / 9.0, f64::from(y) / 9.0);
+        let num = (2.0 * ux * uy + C1) * (2.0 * vxy + C2);
+        let den = (ux * ux + uy * uy + C1) * (vx + vy + C2);
+        *o = num / den;
+    }
+    // Four running sums, so the additions do not wait on each other.
+    let mut acc = [0.0f64; 4];
+    let chunks = out.chunks_exact(4);
+    let rest: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for k in 0..4 {
+            acc[k] += c[k];
+        }
+    }
+    acc[0] + acc[1] + acc[2] + acc[3] + rest
 }
 
 /// Mean squared difference of two gray images as floats; `None` when the sizes differ or the

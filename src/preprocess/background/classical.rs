@@ -26,9 +26,10 @@
 //!    cleaned with a small opening and closing, holes filled.
 //! 6. **Soften the edge.** The outermost pixels of a part mix with the background (optics,
 //!    demosaicing, JPEG), so the mask is feathered inward: eroded by 2 pixels and blurred with a
-//!    Gaussian of σ 1.5. Alpha reaches 255 about 4 pixels inside the detected edge and its
-//!    50 % line lies 2 pixels inside it, which is also where rembg's U2-Net puts the edge of the
-//!    reference photo (IoU 0.98 with rembg's mask there; see tests/remove_bg.rs).
+//!    Gaussian of σ 1.5 (radius 5). Alpha is about 10 % at the detected edge, 50 % 2 pixels
+//!    inside it (which is also where rembg's U2-Net puts the edge on the reference photo: IoU
+//!    0.984 with rembg's mask there, see tests/remove_bg.rs), above 250 from 5 pixels inside
+//!    and exactly 255 from 7 pixels inside.
 //!
 //! Limits: parts touching the border on all sides, backgrounds with strong texture or several
 //! colours that appear on the part, and see-through holes in a part (they are filled) call for
@@ -52,6 +53,9 @@ const MIN_CLUSTER_SHARE: f64 = 0.01;
 const MIN_THRESHOLD: f32 = 8.0;
 /// Radius (working pixels) of the window over which the local background colour is averaged.
 const LOCAL_RADIUS: usize = 8;
+/// Radius (working pixels) within which two background colours must both occur for their
+/// mixtures to count as background near a part.
+const MIX_RADIUS: usize = 3;
 /// Most working pixels the mask may grow into the local-background test's candidates.
 const GROW_STEPS: usize = 6;
 /// Half-width (working pixels) of the band refined at full resolution.
@@ -123,7 +127,7 @@ pub fn segment(img: &RgbImage) -> Result<(GrayImage, ClassicalReport), Backgroun
     let core = morphology::fill_holes(&core);
 
     // 4. Local background colours: mean of the pure background pixels of each prototype nearby.
-    let near_core = morphology::dilate(&core, 2);
+    let near_core = morphology::dilate(&core, 3);
     let mut nearest = vec![0usize; w * h];
     let mut pure = vec![false; w * h];
     for i in 0..w * h {
@@ -131,16 +135,9 @@ pub fn segment(img: &RgbImage) -> Result<(GrayImage, ClassicalReport), Backgroun
         nearest[i] = j;
         pure[i] = d < t * 0.5 && near_core.data[i] == 0;
     }
-    let local: Vec<Vec<[f32; 3]>> = (0..k)
-        .map(|j| local_mean(&lab, &pure, &nearest, j, protos[j], w, h))
-        .collect();
+    let local = LocalBackground::new(&lab, &pure, &nearest, &protos, w, h);
     let t_edge = t * 0.5;
-    let d_local = |p: &[f32; 3], i: usize| -> f32 {
-        local
-            .iter()
-            .map(|m| dist(p, &m[i]))
-            .fold(f32::INFINITY, f32::min)
-    };
+    let d_local = |p: &[f32; 3], i: usize| -> f32 { local.distance(p, i, |j| local.means[j][i]) };
     let candidate = Bitmap::from_fn(w, h, |i| d_local(&lab[i], i) > t_edge);
     let mut grown = core;
     for _ in 0..GROW_STEPS {
@@ -187,10 +184,7 @@ pub fn segment(img: &RgbImage) -> Result<(GrayImage, ClassicalReport), Backgroun
                     lin[raw[o + 2] as usize],
                 );
                 let gx = ((x as f32 + 0.5) / f as f32 - 0.5).clamp(0.0, (w - 1) as f32);
-                let d = local
-                    .iter()
-                    .map(|m| dist(&p, &bilinear(m, w, h, gx, gy)))
-                    .fold(f32::INFINITY, f32::min);
+                let d = local.distance(&p, li, |j| bilinear(&local.means[j], w, h, gx, gy));
                 u8::from(d > t_edge)
             } else {
                 0
@@ -452,40 +446,98 @@ fn otsu(values: &[f32]) -> f32 {
     best_t as f32
 }
 
-/// Mean colour of the pure background pixels of prototype `j` in the window around each pixel;
-/// the prototype itself where the window holds none.
-fn local_mean(
-    lab: &[[f32; 3]],
-    pure: &[bool],
-    nearest: &[usize],
-    j: usize,
-    proto: [f32; 3],
-    w: usize,
-    h: usize,
-) -> Vec<[f32; 3]> {
-    let ind: Vec<f32> = (0..w * h)
-        .map(|i| f32::from(u8::from(pure[i] && nearest[i] == j)))
-        .collect();
-    let count = morphology::box_sum(&ind, w, h, LOCAL_RADIUS);
-    let sums: Vec<Vec<f32>> = (0..3)
-        .map(|c| {
-            let ch: Vec<f32> = lab.iter().zip(&ind).map(|(p, &m)| p[c] * m).collect();
-            morphology::box_sum(&ch, w, h, LOCAL_RADIUS)
-        })
-        .collect();
-    (0..w * h)
-        .map(|i| {
-            if count[i] >= 0.5 {
-                [
-                    sums[0][i] / count[i],
-                    sums[1][i] / count[i],
-                    sums[2][i] / count[i],
-                ]
-            } else {
-                proto
+/// The background around each working pixel: per background colour, the mean of its pure
+/// pixels within [`LOCAL_RADIUS`], whether there are any (`present`), and whether there are any
+/// within [`MIX_RADIUS`] (`close`, which allows mixtures of two such colours: the blur between
+/// two background colours lies only where both are close by).
+struct LocalBackground<'a> {
+    protos: &'a [[f32; 3]],
+    means: Vec<Vec<[f32; 3]>>,
+    present: Vec<Vec<bool>>,
+    close: Vec<Vec<bool>>,
+}
+
+impl<'a> LocalBackground<'a> {
+    fn new(
+        lab: &[[f32; 3]],
+        pure: &[bool],
+        nearest: &[usize],
+        protos: &'a [[f32; 3]],
+        w: usize,
+        h: usize,
+    ) -> LocalBackground<'a> {
+        let mut means = Vec::new();
+        let mut present = Vec::new();
+        let mut close = Vec::new();
+        for (j, &proto) in protos.iter().enumerate() {
+            let ind: Vec<f32> = (0..w * h)
+                .map(|i| f32::from(u8::from(pure[i] && nearest[i] == j)))
+                .collect();
+            let count = morphology::box_sum(&ind, w, h, LOCAL_RADIUS);
+            let near = morphology::box_sum(&ind, w, h, MIX_RADIUS);
+            let sums: Vec<Vec<f32>> = (0..3)
+                .map(|c| {
+                    let ch: Vec<f32> = lab.iter().zip(&ind).map(|(p, &m)| p[c] * m).collect();
+                    morphology::box_sum(&ch, w, h, LOCAL_RADIUS)
+                })
+                .collect();
+            means.push(
+                (0..w * h)
+                    .map(|i| {
+                        if count[i] >= 0.5 {
+                            [
+                                sums[0][i] / count[i],
+                                sums[1][i] / count[i],
+                                sums[2][i] / count[i],
+                            ]
+                        } else {
+                            proto
+                        }
+                    })
+                    .collect(),
+            );
+            present.push(count.iter().map(|&c| c >= 0.5).collect());
+            close.push(near.iter().map(|&c| c >= 0.5).collect());
+        }
+        LocalBackground {
+            protos,
+            means,
+            present,
+            close,
+        }
+    }
+
+    /// Distance of colour `p` at working pixel `i` to the background there: to the local mean
+    /// of each colour present, or to a mixture of two colours both close by; to the global
+    /// colours where none is present (inside a large part).
+    fn distance(&self, p: &[f32; 3], i: usize, mean: impl Fn(usize) -> [f32; 3]) -> f32 {
+        let k = self.protos.len();
+        let mut d = f32::INFINITY;
+        let mut any = false;
+        for a in 0..k {
+            if !self.present[a][i] {
+                continue;
             }
-        })
-        .collect()
+            any = true;
+            let ma = mean(a);
+            d = d.min(dist(p, &ma));
+            if self.close[a][i] {
+                for b in a + 1..k {
+                    if self.close[b][i] {
+                        d = d.min(segment_distance(p, &ma, &mean(b)));
+                    }
+                }
+            }
+        }
+        if any {
+            d
+        } else {
+            self.protos
+                .iter()
+                .map(|q| dist(p, q))
+                .fold(f32::INFINITY, f32::min)
+        }
+    }
 }
 
 /// Bilinear sample of a colour map at working-image coordinates (already clamped).
