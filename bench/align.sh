@@ -16,7 +16,7 @@ run() { # label, image, downscale
     echo "== $1"
     PIXAL_ALIGN_IMAGE="$2" PIXAL_ALIGN_DOWN="$3" PIXAL_ALIGN_N="$n" RAYON_NUM_THREADS="$threads" \
         cargo test --release --quiet --test align -- --ignored --nocapture --exact sweep_real_photo \
-        2>/dev/null | grep -E "^(flex|corner|time)"
+        2>/dev/null | grep -E "^(flex|stages|corner|time|CPU)"
 }
 echo "align on $threads thread(s) of $(nproc) core(s), $n homographies per case"
 run "raw photo, 1920x1080" flex_f1_front_raw.jpg 1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: `pixal remove_bg` on 1920x1080 photos (release build).
-#   1. the classical segmentation alone (in-process, from the IoU test), per photo;
+#   1. the pieces in-process (decode, rembg's resizes, classical segmentation, cut-out, encode);
 #   2. the command end to end (JPEG decode, mask, cut-out, PNG encode) with the classical method;
 #   3. the command end to end with the ONNX method and the tiny test model (tests/onnx), which
 #      computes almost nothing: what it costs is rembg's pipeline around a model (Lanczos resizes,
@@ -22,7 +22,9 @@ cp configs/paths.yaml "$work/configs/"
 for i in $(seq -w 1 "$n"); do cp "$real/flex_f1_front_raw.jpg" "$work/in/t/p_$i.jpg"; done
 
 echo "remove_bg on $(nproc) core(s), $n photos of 1920x1080:"
-echo "1. classical segmentation alone (in-process, one photo, includes no decode/encode):"
+echo "1. the pieces, in-process on one photo (tests/remove_bg.rs stage_timings, one thread):"
+cargo test --release --quiet --test remove_bg stage_timings -- --ignored --nocapture 2>&1 \
+    | grep "per 1920" | tr '|' '\n' | sed 's/^ */   /'
 cargo test --release --quiet --test remove_bg classical_matches_rembg_on_the_real_photo \
     -- --nocapture 2>&1 | grep "classical on" | sed 's/^/   /'
 

@@ -67,7 +67,8 @@ fn textured(w: u32, h: u32, seed: u64) -> RgbaImage {
     let (x0, y0, x1, y1) = (0.12 * fw, 0.15 * fh, 0.88 * fw, 0.85 * fh);
     for y in y0 as u32..y1 as u32 {
         for x in x0 as u32..x1 as u32 {
-            let s = (60.0 + 30.0 * ((x as f64) / 37.0).sin() + 20.0 * ((y as f64) / 23.0).cos()) as u8;
+            let s =
+                (60.0 + 30.0 * ((x as f64) / 37.0).sin() + 20.0 * ((y as f64) / 23.0).cos()) as u8;
             img.put_pixel(x, y, Rgba([s, s / 2 + 40, 30, 255]));
         }
     }
@@ -153,7 +154,10 @@ fn random_homographies_on_a_textured_image_are_recovered() {
         );
         assert!(e0 < 0.5, "case {case}: keypoint corner error {e0}");
         assert!(e1 < 0.5, "case {case}: refined corner error {e1}");
-        assert!(a1.ssim >= a0.ssim - 1e-12, "the better-scoring result is kept");
+        assert!(
+            a1.ssim >= a0.ssim - 1e-12,
+            "the better-scoring result is kept"
+        );
         worst = worst.max(e0).max(e1);
     }
     eprintln!("worst corner error {worst:.3} px");
@@ -214,7 +218,10 @@ fn real_cutout_is_aligned_on_its_foreground() {
     let photo = photo_of(&reference, &truth);
     let a = align_pair(&photo, &prepared, &params).unwrap();
     let e = corner_error(&a.homography, &truth, dims.0, dims.1);
-    eprintln!("cut-out: {e:.3} px, {} inliers, SSIM {:.4}, MSE {:.2}", a.inliers, a.ssim, a.mse);
+    eprintln!(
+        "cut-out: {e:.3} px, {} inliers, SSIM {:.4}, MSE {:.2}",
+        a.inliers, a.ssim, a.mse
+    );
     assert!(e <= 0.3, "corner error {e}");
     // Outside the warped photo the result is transparent.
     assert_eq!(a.image.get_pixel(0, 0).0[3], 0);
@@ -226,8 +233,7 @@ fn real_cutout_is_aligned_on_its_foreground() {
 fn ssim_and_mse_match_scikit_image() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/ssim");
     let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let pairs = expected["pairs"].as_array().unwrap();
     assert!(pairs.len() >= 6);
     for p in pairs {
@@ -242,9 +248,18 @@ fn ssim_and_mse_match_scikit_image() {
         let want_m = p["mse"].as_f64().unwrap();
         let got_s = ssim(&a, &b).unwrap();
         let got_m = mse(&a, &b).unwrap();
-        eprintln!("{i} {}: ssim {got_s:.12} (skimage {want_s:.12})", p["label"]);
-        assert!((got_s - want_s).abs() < 1e-9, "pair {i}: {got_s} vs {want_s}");
-        assert!((got_m - want_m).abs() < 1e-9, "pair {i}: {got_m} vs {want_m}");
+        eprintln!(
+            "{i} {}: ssim {got_s:.12} (skimage {want_s:.12})",
+            p["label"]
+        );
+        assert!(
+            (got_s - want_s).abs() < 1e-9,
+            "pair {i}: {got_s} vs {want_s}"
+        );
+        assert!(
+            (got_m - want_m).abs() < 1e-9,
+            "pair {i}: {got_m} vs {want_m}"
+        );
     }
 }
 
@@ -305,7 +320,9 @@ impl Project {
         std::fs::create_dir_all(&cfg).unwrap();
         for f in ["parameters.yaml", "paths.yaml"] {
             std::fs::copy(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(f),
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("configs")
+                    .join(f),
                 cfg.join(f),
             )
             .unwrap();
@@ -380,12 +397,19 @@ fn align_command_writes_images_tables_and_figures() {
 
     let cfg = p.config();
     let aligned = cfg.layout.aligned_images(Some("front"));
-    for f in ["a_aligned.png", "b0_aligned.png", "b1_aligned.png", "alignment.csv"] {
+    for f in [
+        "a_aligned.png",
+        "b0_aligned.png",
+        "b1_aligned.png",
+        "alignment.csv",
+    ] {
         assert!(aligned.join(f).exists(), "{f} missing");
     }
     assert!(!aligned.join("c_flat_aligned.png").exists());
     // The reference is copied unchanged; the transparent parts of a cut-out stay transparent.
-    let copy = image::open(aligned.join("a_aligned.png")).unwrap().to_rgba8();
+    let copy = image::open(aligned.join("a_aligned.png"))
+        .unwrap()
+        .to_rgba8();
     assert_eq!(copy, reference);
     let rows = pixal::commands::align::read_alignment_csv(&aligned.join("alignment.csv")).unwrap();
     assert_eq!(rows.len(), 3);
@@ -422,6 +446,11 @@ fn align_command_writes_images_tables_and_figures() {
     assert_eq!(code, 1);
     assert!(err.contains("MAX_MSE_THRESHOLD"), "{err}");
     assert!(!aligned.join("b0_aligned.png").exists());
+    // The refused alignments are still in the metrics, marked as not accepted.
+    let results = std::fs::read_to_string(metrics.join("results.csv")).unwrap();
+    assert_eq!(results.matches(",false,").count(), 2, "{results}");
+    let rows = pixal::commands::align::read_alignment_csv(&aligned.join("alignment.csv")).unwrap();
+    assert_eq!(rows.len(), 1);
 
     // Validation: new photos aligned to the training reference (first run's outputs).
     p.edit_params("MAX_MSE_THRESHOLD: 0.001", "MAX_MSE_THRESHOLD: 5000.0");
@@ -430,7 +459,9 @@ fn align_command_writes_images_tables_and_figures() {
     let new = p.path().join("new");
     std::fs::create_dir_all(&new).unwrap();
     let vtruth = compose([240.0, 180.0], 1.5, 1.0, [4.0, 9.0], [0.0, 0.0]);
-    photo_of(&reference, &vtruth).save(new.join("n.png")).unwrap();
+    photo_of(&reference, &vtruth)
+        .save(new.join("n.png"))
+        .unwrap();
     let mut summary = pixal::commands::Summary::new("validate");
     let (dir, rows) =
         pixal::commands::align::align_validation_type(&cfg, "front", &new, &mut summary).unwrap();
@@ -442,6 +473,32 @@ fn align_command_writes_images_tables_and_figures() {
     assert!(dir.join("n_aligned.png").exists());
 }
 
+/// `preprocess` with `apply_alignment`: background removal, then alignment of the cut-outs,
+/// then make_input on the aligned images.
+#[test]
+fn preprocess_aligns_the_cutouts_before_make_input() {
+    let p = Project::new();
+    p.edit_params("apply_alignment: False", "apply_alignment: True");
+    p.edit_params("MAX_MSE_THRESHOLD: 10.0", "MAX_MSE_THRESHOLD: 5000.0");
+    let t = p.path().join("component/top");
+    std::fs::create_dir_all(&t).unwrap();
+    let reference = textured(400, 300, 21);
+    reference.save(t.join("p0.png")).unwrap();
+    let truth = compose([200.0, 150.0], 2.0, 1.01, [5.0, -3.0], [0.0, 0.0]);
+    photo_of(&reference, &truth).save(t.join("p1.png")).unwrap();
+    let (code, err) = p.run(&["preprocess", "-i", "component"]);
+    assert_eq!(code, 0, "{err}");
+    let cfg = p.config();
+    let csv = cfg.layout.aligned_images(Some("top")).join("alignment.csv");
+    let rows = pixal::commands::align::read_alignment_csv(&csv).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let meta =
+        std::fs::read_to_string(cfg.layout.metadata(Some("top")).join("preprocessing.yaml"))
+            .unwrap();
+    assert!(meta.contains("_aligned.png"), "make_input read the aligned images: {meta}");
+    assert!(cfg.layout.type_root(Some("top")).join("out.npz").exists());
+}
+
 #[test]
 fn align_without_input_reads_the_background_removed_tree() {
     let p = Project::new();
@@ -451,10 +508,29 @@ fn align_without_input_reads_the_background_removed_tree() {
     let cfg = p.config();
     let bg = cfg.layout.background_removed(Some("t"));
     std::fs::create_dir_all(&bg).unwrap();
-    textured(320, 240, 5).save(bg.join("t_000_no_bg.png")).unwrap();
+    textured(320, 240, 5)
+        .save(bg.join("t_000_no_bg.png"))
+        .unwrap();
     let (code, err) = p.run(&["align"]);
     assert_eq!(code, 0, "{err}");
-    assert!(cfg.layout.aligned_images(Some("t")).join("t_000_aligned.png").exists());
+    assert!(
+        cfg.layout
+            .aligned_images(Some("t"))
+            .join("t_000_aligned.png")
+            .exists()
+    );
+}
+
+/// CPU time used by this process so far (user + system), in seconds; `None` off Linux. Unlike
+/// wall time, it does not grow when other processes compete for the cores.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // Linux reports clock ticks of 1/100 s (USER_HZ) here.
+    Some(ticks / 100.0)
 }
 
 /// Benchmark sweep on the real photo (run by `bench/align.sh`): accuracy without and with
@@ -490,7 +566,10 @@ fn sweep_real_photo() {
     };
     let dims = (f64::from(reference.width()), f64::from(reference.height()));
     let mut params = AlignParams::default();
-    if let Some(nf) = std::env::var("PIXAL_ALIGN_NF").ok().and_then(|v| v.parse().ok()) {
+    if let Some(nf) = std::env::var("PIXAL_ALIGN_NF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         params.orb.n_features = nf;
     }
     let keypoints_only = AlignParams {
@@ -512,7 +591,14 @@ fn sweep_real_photo() {
     let mut rng = SplitMix64::new(42);
     // Stage times on one pair (the minimum of 5 runs each).
     {
-        let truth = random_truth(&mut rng.clone(), dims, 3.0, 40.0 / f64::from(down), 0.03, 0.0);
+        let truth = random_truth(
+            &mut rng.clone(),
+            dims,
+            3.0,
+            40.0 / f64::from(down),
+            0.03,
+            0.0,
+        );
         let photo = photo_of(&reference, &truth);
         let gray = pixal::preprocess::ssim::gray_of_rgba(&photo);
         let min_of = |f: &mut dyn FnMut()| {
@@ -526,7 +612,10 @@ fn sweep_real_photo() {
         };
         let mut feats = None;
         let t_orb = min_of(&mut || {
-            feats = Some(pixal::preprocess::keypoints::detect_and_compute(&gray, &params.orb));
+            feats = Some(pixal::preprocess::keypoints::detect_and_compute(
+                &gray,
+                &params.orb,
+            ));
         });
         let feats = feats.unwrap();
         let t_match = min_of(&mut || {
@@ -538,7 +627,14 @@ fn sweep_real_photo() {
         });
         let inv = truth.try_inverse().unwrap();
         let mut warped = None;
-        let t_warp = min_of(&mut || warped = Some(warp_rgba(&photo, &inv, reference.width(), reference.height())));
+        let t_warp = min_of(&mut || {
+            warped = Some(warp_rgba(
+                &photo,
+                &inv,
+                reference.width(),
+                reference.height(),
+            ))
+        });
         let g = pixal::preprocess::ssim::gray_of_rgba(&warped.unwrap());
         let t_ssim = min_of(&mut || {
             let _ = ssim(&g, prepared.gray());
@@ -548,25 +644,26 @@ fn sweep_real_photo() {
         );
     }
     let (mut e0s, mut e1s, mut t0s, mut t1s) = (vec![], vec![], vec![], vec![]);
+    let (mut cpu0, mut cpu1) = (0.0, 0.0);
     for i in 0..n {
         let truth = random_truth(&mut rng, dims, 3.0, 40.0 / f64::from(down), 0.03, 0.0);
         let photo = photo_of(&reference, &truth);
-        let t = Instant::now();
+        let (c0, t) = (cpu_seconds(), Instant::now());
         let a0 = align_pair(&photo, &prepared, &keypoints_only).unwrap();
         t0s.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
+        let (c1, t) = (cpu_seconds(), Instant::now());
         let a1 = align_pair(&photo, &prepared, &params).unwrap();
         t1s.push(t.elapsed().as_secs_f64());
+        let c2 = cpu_seconds();
+        if let (Some(c0), Some(c1), Some(c2)) = (c0, c1, c2) {
+            cpu0 += c1 - c0;
+            cpu1 += c2 - c1;
+        }
         let e0 = corner_error(&a0.homography, &truth, dims.0, dims.1);
         let e1 = corner_error(&a1.homography, &truth, dims.0, dims.1);
         println!(
             "{i:3}: keypoints {e0:.3} px, refined {e1:.3} px (kept {}), {}/{} inliers, SSIM {:.4}, {:.3} s / {:.3} s",
-            a1.refined,
-            a0.inliers,
-            a0.good_matches,
-            a1.ssim,
-            t0s[i],
-            t1s[i]
+            a1.refined, a0.inliers, a0.good_matches, a1.ssim, t0s[i], t1s[i]
         );
         e0s.push(e0);
         e1s.push(e1);
@@ -588,5 +685,10 @@ fn sweep_real_photo() {
     );
     println!(
         "time per pair: keypoints only min {min0:.3} s median {med0:.3} s; with refinement min {min1:.3} s median {med1:.3} s"
+    );
+    println!(
+        "CPU time per pair (all threads): keypoints only {:.3} s, with refinement {:.3} s",
+        cpu0 / n as f64,
+        cpu1 / n as f64
     );
 }

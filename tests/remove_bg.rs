@@ -512,3 +512,49 @@ fn remove_bg_onnx_through_the_command() {
         .to_rgba8();
     assert_eq!(diff(got.as_raw(), want.as_raw()), (0, 0));
 }
+
+/// Timings of the pieces of background removal on the real photo (run by bench/remove_bg.sh:
+/// `cargo test --release --test remove_bg stage_timings -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn stage_timings() {
+    let raw =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real/flex_f1_front_raw.jpg");
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+    let mut rows = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let img = pixal::io::image::load_rgb8(&raw).unwrap();
+        let decode = ms(t);
+        let t = Instant::now();
+        let input = onnx::prepare_input(&img, &Contract::U2NET);
+        let prepare = ms(t);
+        let t = Instant::now();
+        let pred = known_function(&input, 320 * 320);
+        let mask = onnx::mask_from_prediction(&pred, 320, 320, img.width(), img.height());
+        let back = ms(t);
+        let t = Instant::now();
+        let (cmask, _) = classical::segment(&img).unwrap();
+        let classical_ms = ms(t);
+        let t = Instant::now();
+        let cut = background::cutout(&img, &mask, Cutout::Premultiplied);
+        let cut_ms = ms(t);
+        let t = Instant::now();
+        let mut png = Vec::new();
+        cut.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let png_ms = ms(t);
+        assert_eq!(cmask.dimensions(), (1920, 1080));
+        rows.push([decode, prepare, back, classical_ms, cut_ms, png_ms]);
+    }
+    let best = |i: usize| rows.iter().map(|r| r[i]).fold(f64::INFINITY, f64::min);
+    eprintln!(
+        "per 1920x1080 photo (best of 3): JPEG decode {:.1} ms | rembg input (Lanczos to 320x320, normalise) {:.1} ms | mask back (min-max, Lanczos to 1920x1080) {:.1} ms | classical segmentation {:.1} ms | cut-out {:.1} ms | PNG encode {:.1} ms",
+        best(0),
+        best(1),
+        best(2),
+        best(3),
+        best(4),
+        best(5)
+    );
+}

@@ -35,12 +35,10 @@ use super::{Summary, UsageError, discover_types};
 use crate::config::Config;
 use crate::io::atomic;
 use crate::io::image::{list_images, load_rgba8, save_png};
-use crate::preprocess::align::{
-    AlignParams, Aligned, ReferenceSet, align_with_fallback,
-};
+use crate::preprocess::align::{AlignParams, Aligned, ReferenceSet, align_with_fallback};
 use crate::preprocess::homography::Homography;
-use crate::report::plot::{self, Axes, PALETTE, Series};
 use crate::report::colormap;
+use crate::report::plot::{self, Axes, PALETTE, Series};
 
 /// Runs align on `input` (a component folder with one sub-folder per type) or, without it, on
 /// each type's background-removed folder under the component's output tree.
@@ -141,7 +139,8 @@ pub struct AlignmentRow {
 }
 
 /// The header of `alignment.csv`.
-pub const ALIGNMENT_CSV_HEADER: &str = "image,reference,inliers,inlier_ratio,ssim,mse,h00,h01,h02,h10,h11,h12,h20,h21,h22,source";
+pub const ALIGNMENT_CSV_HEADER: &str =
+    "image,reference,inliers,inlier_ratio,ssim,mse,h00,h01,h02,h10,h11,h12,h20,h21,h22,source";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -177,7 +176,7 @@ pub fn write_alignment_csv(path: &Path, rows: &[AlignmentRow]) -> anyhow::Result
     let mut text = String::from(ALIGNMENT_CSV_HEADER);
     text.push('\n');
     for r in rows {
-        let h: Vec<String> = r.homography.iter().map(|v| format!("{v:e}")).collect();
+        let h: Vec<String> = r.homography.iter().map(|v| format!("{v}")).collect();
         text.push_str(&format!(
             "{},{},{},{:.6},{:.6},{:.4},{},{}\n",
             csv_field(&r.image),
@@ -230,7 +229,10 @@ pub fn read_alignment_csv(path: &Path) -> anyhow::Result<Vec<AlignmentRow>> {
 /// The training images of a type as candidate references for validation: the training
 /// reference first (the `alignment.csv` row aligned to itself), then the other aligned training
 /// images in file order, each read from disk only if it is needed.
-pub fn training_references(cfg: &Config, ty: Option<&str>) -> anyhow::Result<ReferenceSet<'static>> {
+pub fn training_references(
+    cfg: &Config,
+    ty: Option<&str>,
+) -> anyhow::Result<ReferenceSet<'static>> {
     let dir = cfg.layout.aligned_images(ty);
     let csv = dir.join("alignment.csv");
     if !csv.exists() {
@@ -314,7 +316,10 @@ struct Outcome {
     reference: usize,
     aligned: Aligned,
     accepted: bool,
+    /// The aligned file's name; `None` when the gates refused it.
     written: Option<String>,
+    /// Match and overlay figures written for it.
+    figures: Vec<PathBuf>,
 }
 
 /// The training side for one type. Returns the aligned folder, or `None` when no image of the
@@ -470,7 +475,7 @@ fn run_job(
     );
     let heat_count = std::sync::atomic::AtomicUsize::new(1);
     let bar = crate::logging::progress(job.images.len() as u64, &format!("align {}", job.label));
-    type Attempt = Result<(Outcome, Vec<String>), (PathBuf, String)>;
+    type Attempt = Result<(Outcome, Vec<String>), Rejected>;
     let attempts: Vec<Attempt> = job
         .images
         .par_iter()
@@ -503,10 +508,19 @@ fn run_job(
                     summary.output(&job.out_dir.join(name));
                     summary.processed += 1;
                 }
+                for f in &o.figures {
+                    summary.output(f);
+                }
                 outcomes.push(o);
             }
-            Err((path, e)) => {
-                summary.fail(&path, e);
+            Err(Rejected {
+                path,
+                error,
+                outcome,
+            }) => {
+                summary.fail(&path, error);
+                // Scores of an alignment the gates refused still belong in the metrics.
+                outcomes.extend(outcome);
                 // A stale aligned copy from an earlier run must not reach make_input.
                 let stale = job.out_dir.join(aligned_name(&path));
                 if stale.exists() && std::fs::remove_file(&stale).is_ok() {
@@ -539,16 +553,29 @@ fn run_job(
         job.label,
         rows.len(),
         job.images.len(),
-        outcomes.iter().filter(|o| o.written.is_some() && o.aligned.refined).count()
+        outcomes
+            .iter()
+            .filter(|o| o.written.is_some() && o.aligned.refined)
+            .count()
     );
     if pp.save_metrics {
         let heat = heat.into_inner().unwrap_or_default();
         let n = heat_count.load(std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = write_metrics(job, params, &outcomes, &heat, n, (rw, rh), summary) {
-            summary.warn(format!("align {}: diagnostics not written: {e:#}", job.label));
+            summary.warn(format!(
+                "align {}: diagnostics not written: {e:#}",
+                job.label
+            ));
         }
     }
     Ok(rows)
+}
+
+/// An image that failed: the file, why, and the alignment the gates refused (if any).
+struct Rejected {
+    path: PathBuf,
+    error: String,
+    outcome: Option<Outcome>,
 }
 
 /// Loads, aligns, gates and writes one image (and its match and overlay figures).
@@ -559,12 +586,15 @@ fn align_one(
     save_overlays: bool,
     index: usize,
     path: &Path,
-) -> Result<(Outcome, Vec<String>), (PathBuf, String)> {
-    let fail = |e: String| (path.to_path_buf(), e);
+) -> Result<(Outcome, Vec<String>), Rejected> {
+    let fail = |error: String| Rejected {
+        path: path.to_path_buf(),
+        error,
+        outcome: None,
+    };
     let photo = load_rgba8(path).map_err(|e| fail(e.to_string()))?;
     let mut warnings = Vec::new();
-    let (reference, aligned, accepted) = match align_with_fallback(&photo, job.references, params)
-    {
+    let (reference, aligned, accepted) = match align_with_fallback(&photo, job.references, params) {
         Ok(c) => (c.reference, c.aligned, true),
         Err(f) => match (job.on_gate_failure, f.best.clone()) {
             (OnGateFailure::UseBest, Some((r, a))) => {
@@ -576,25 +606,44 @@ fn align_one(
                 ));
                 (r, *a, false)
             }
-            _ => return Err(fail(format!("{}: {f}", path.display()))),
+            (_, best) => {
+                return Err(Rejected {
+                    path: path.to_path_buf(),
+                    error: format!("{}: {f}", path.display()),
+                    outcome: best.map(|(r, a)| Outcome {
+                        index,
+                        source: path.to_path_buf(),
+                        reference: r,
+                        aligned: *a,
+                        accepted: false,
+                        written: None,
+                        figures: Vec::new(),
+                    }),
+                });
+            }
         },
     };
     let name = aligned_name(path);
     let out = job.out_dir.join(&name);
-    save_aligned(&aligned.image, has_alpha(&photo), &out)
-        .map_err(|e| fail(format!("{e:#}")))?;
+    save_aligned(&aligned.image, has_alpha(&photo), &out).map_err(|e| fail(format!("{e:#}")))?;
     let stem = Path::new(&name)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let mut figures = Vec::new();
     if draw_matches {
-        let j = job.reference_index.get(reference).copied().unwrap_or(reference);
+        let j = job
+            .reference_index
+            .get(reference)
+            .copied()
+            .unwrap_or(reference);
         let p = job
             .metrics_dir
             .join("matches")
             .join(format!("match_{index}_{j}.png"));
-        if let Err(e) = draw_match_figure(&p, &photo, job.reference_image, &aligned, index, j) {
-            warnings.push(format!("{}: {e}", p.display()));
+        match draw_match_figure(&p, &photo, job.reference_image, &aligned, index, j) {
+            Ok(()) => figures.push(p),
+            Err(e) => warnings.push(format!("{}: {e}", p.display())),
         }
     }
     if save_overlays {
@@ -602,8 +651,9 @@ fn align_one(
             .metrics_dir
             .join("overlay_diagnostics")
             .join(format!("diag_{stem}.png"));
-        if let Err(e) = draw_overlay(&p, job.reference_image, &aligned) {
-            warnings.push(format!("{}: {e}", p.display()));
+        match draw_overlay(&p, job.reference_image, &aligned) {
+            Ok(()) => figures.push(p),
+            Err(e) => warnings.push(format!("{}: {e}", p.display())),
         }
     }
     Ok((
@@ -614,6 +664,7 @@ fn align_one(
             aligned,
             accepted,
             written: Some(name),
+            figures,
         },
         warnings,
     ))
@@ -632,16 +683,25 @@ fn write_metrics(
     let dir = &job.metrics_dir;
     let mut sorted: Vec<&Outcome> = outcomes.iter().collect();
     sorted.sort_by_key(|o| o.index);
-    let mut text = String::from("image,score,mse,inliers,inlier_ratio,reference,accepted,refined\n");
+    let mut text =
+        String::from("image,score,mse,inliers,inlier_ratio,reference,accepted,refined\n");
     for o in &sorted {
         text.push_str(&format!(
             "{},{:.6},{:.4},{},{:.6},{},{},{}\n",
-            csv_field(&o.source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+            csv_field(
+                &o.source
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
             o.aligned.ssim,
             o.aligned.mse,
             o.aligned.inliers,
             o.aligned.inlier_ratio,
-            job.reference_index.get(o.reference).copied().unwrap_or(o.reference),
+            job.reference_index
+                .get(o.reference)
+                .copied()
+                .unwrap_or(o.reference),
             o.accepted,
             o.aligned.refined
         ));
@@ -673,7 +733,10 @@ fn write_metrics(
         ),
         &[
             line("SSIM", sorted.iter().map(|o| o.aligned.ssim).collect()),
-            flat_line(format!("MIN_SCORE_THRESHOLD {}", params.min_score), params.min_score),
+            flat_line(
+                format!("MIN_SCORE_THRESHOLD {}", params.min_score),
+                params.min_score,
+            ),
         ],
     )?;
     summary.output(&p);
@@ -683,7 +746,10 @@ fn write_metrics(
         &Axes::new(&format!("Gray MSE — {}", job.label), "image index", "MSE"),
         &[
             line("MSE", sorted.iter().map(|o| o.aligned.mse).collect()),
-            flat_line(format!("MAX_MSE_THRESHOLD {}", params.max_mse), params.max_mse),
+            flat_line(
+                format!("MAX_MSE_THRESHOLD {}", params.max_mse),
+                params.max_mse,
+            ),
         ],
     )?;
     summary.output(&p);
@@ -695,8 +761,14 @@ fn write_metrics(
             "image index",
             "inliers / good matches",
         ),
-        &sorted.iter().map(|o| o.index.to_string()).collect::<Vec<_>>(),
-        &sorted.iter().map(|o| o.aligned.inlier_ratio).collect::<Vec<_>>(),
+        &sorted
+            .iter()
+            .map(|o| o.index.to_string())
+            .collect::<Vec<_>>(),
+        &sorted
+            .iter()
+            .map(|o| o.aligned.inlier_ratio)
+            .collect::<Vec<_>>(),
     )?;
     summary.output(&p);
 
@@ -712,7 +784,10 @@ fn write_metrics(
     let p = dir.join("heatmap.png");
     plot::image_with_colorbar(
         &p,
-        &format!("Sum of HSV V over {heat_n} aligned image(s) — {}", job.label),
+        &format!(
+            "Sum of HSV V over {heat_n} aligned image(s) — {}",
+            job.label
+        ),
         &img,
         colormap::viridis,
         (0.0, 1.0),
@@ -741,8 +816,9 @@ fn blit(
     img: &RgbImage,
     at: (i32, i32),
 ) -> Result<(), String> {
-    let el = BitMapElement::<(i32, i32)>::with_owned_buffer(at, img.dimensions(), img.as_raw().clone())
-        .ok_or("bitmap size mismatch")?;
+    let el =
+        BitMapElement::<(i32, i32)>::with_owned_buffer(at, img.dimensions(), img.as_raw().clone())
+            .ok_or("bitmap size mismatch")?;
     root.draw(&el).map_err(|e| e.to_string())
 }
 
@@ -787,8 +863,12 @@ fn draw_match_figure(
                     .map_err(|e| e.to_string())?;
             }
         }
-        root.draw(&Text::new(title.clone(), (10, 14), ("sans-serif", 22).into_font()))
-            .map_err(|e| e.to_string())?;
+        root.draw(&Text::new(
+            title.clone(),
+            (10, 14),
+            ("sans-serif", 22).into_font(),
+        ))
+        .map_err(|e| e.to_string())?;
         Ok(())
     })?;
     Ok(())
@@ -803,16 +883,13 @@ fn draw_overlay(path: &Path, reference: &RgbaImage, aligned: &Aligned) -> anyhow
         let p = r.get_pixel(x, y).0;
         let q = a.get_pixel(x.min(a.width() - 1), y.min(a.height() - 1)).0;
         image::Rgb(std::array::from_fn(|c| {
-            ((u16::from(p[c]) + u16::from(q[c]) + 1) / 2) as u8
+            (u16::from(p[c]) + u16::from(q[c])).div_ceil(2) as u8
         }))
     });
     let top = 44i32;
     let gap = 10i32;
     let pw = r.width() as i32;
-    let size = (
-        (3 * pw + 2 * gap) as u32,
-        r.height() + top as u32 + 8,
-    );
+    let size = ((3 * pw + 2 * gap) as u32, r.height() + top as u32 + 8);
     let titles = [
         "reference".to_string(),
         format!(
@@ -845,7 +922,10 @@ mod tests {
 
     #[test]
     fn aligned_names_follow_the_original() {
-        assert_eq!(aligned_name(Path::new("a/t_000_no_bg.png")), "t_000_aligned.png");
+        assert_eq!(
+            aligned_name(Path::new("a/t_000_no_bg.png")),
+            "t_000_aligned.png"
+        );
         assert_eq!(aligned_name(Path::new("photo.JPG")), "photo_aligned.png");
     }
 

@@ -446,11 +446,10 @@ impl MaskIndex {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
-                    if let Some(stem) = name.strip_suffix("_mask.png") {
+                } else if let Some(name) = p.file_name().and_then(|n| n.to_str())
+                    && let Some(stem) = name.strip_suffix("_mask.png") {
                         by_stem.entry(stem.to_string()).or_default().push(p.clone());
                     }
-                }
             }
         }
         for v in by_stem.values_mut() {

@@ -201,11 +201,10 @@ fn build_logged(
         let mut listed = if dir.is_file() { Ok(vec![dir.clone()]) } else { list_images(dir) };
         // When earlier stages said which files they produced (validation), read only those: the
         // folder may still hold an earlier run's images.
-        if !target.provenance.is_empty() {
-            if let Ok(list) = listed.as_mut() {
+        if !target.provenance.is_empty()
+            && let Ok(list) = listed.as_mut() {
                 list.retain(|p| target.provenance.contains_key(p));
             }
-        }
         match listed {
             Ok(list) if list.is_empty() => {
                 summary.fail(dir, format!("{}: no images in folder (type {name})", dir.display()))
@@ -256,12 +255,7 @@ fn build_logged(
     // Per-image crop boxes: at validation the stored box re-centred on each image; in training
     // the union foreground box of the folder, for images of the folder's common size.
     let mut boxes: Vec<Option<CropBox>> = Vec::new();
-    let size;
-    if target.stored_crop.is_some() || !pp.zero_pruning {
-        size = good.first().map(|s| s.size).unwrap_or((0, 0));
-    } else {
-        size = common_size(&good).unwrap_or((0, 0));
-    }
+    let size = common_size(&good).unwrap_or((0, 0));
     if let Some(stored) = target.stored_crop {
         good.retain(|s| match crop::recenter(&stored, s.fg, s.size.0, s.size.1) {
             Some(b) => {

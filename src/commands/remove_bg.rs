@@ -359,8 +359,13 @@ fn load_onnx(cfg: &Config, images: usize, workers: usize) -> Result<OnnxRemover,
         if onnx::is_model_path(&rb.model) {
             format!("the model file {list} does not exist")
         } else {
+            let unset = if std::env::var_os("U2NET_HOME").is_some_and(|v| !v.is_empty()) {
+                ""
+            } else {
+                "; U2NET_HOME is not set"
+            };
             format!(
-                "no `{}` model was found (looked for {list}); pixal downloads nothing: copy rembg's {}.onnx into one of those folders (or set U2NET_HOME), or set preprocessing.remove_background.model to the path of a .onnx file",
+                "no `{}` model was found (looked for {list}{unset}); pixal downloads nothing: copy rembg's {}.onnx into one of those folders (or set U2NET_HOME), or set preprocessing.remove_background.model to the path of a .onnx file",
                 rb.model, rb.model
             )
         }

@@ -14,6 +14,9 @@ use super::{Summary, UsageError, detect, discover_types};
 use crate::config::Config;
 use crate::io::metadata::{PreprocessingMetadata, read_yaml};
 
+/// The images validated together: one type, or all types for the one-hot model (`None`).
+type Group = (Option<String>, Vec<(String, PathBuf)>);
+
 /// Runs validation on `input`: a folder of type folders, a folder of images (one type), or one
 /// image file with `image_type`.
 pub fn run(cfg: &Config, input: Option<&Path>, image_type: Option<&str>, truth: Option<&Path>) -> anyhow::Result<Summary> {
@@ -37,7 +40,7 @@ pub fn run(cfg: &Config, input: Option<&Path>, image_type: Option<&str>, truth: 
     };
     let mut summary = Summary::new("validate");
     let one_hot = cfg.params.model_training.one_hot_encoding;
-    let groups: Vec<(Option<String>, Vec<(String, PathBuf)>)> = if one_hot {
+    let groups: Vec<Group> = if one_hot {
         vec![(None, types)]
     } else {
         types.into_iter().map(|t| (Some(t.0.clone()), vec![t])).collect()

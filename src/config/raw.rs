@@ -154,7 +154,7 @@ impl Default for RawAlignment {
             min_score_threshold: 0.5,
             max_mse_threshold: 10.0,
             min_good_matches: 20,
-            n_features: 5000,
+            n_features: 4000,
             refine: true,
         }
     }

@@ -844,7 +844,7 @@ mod tests {
     #[test]
     fn alignment_keys_of_pixal_have_defaults_and_ranges() {
         let p = parse("preprocessing:\n  alignment:\n    knn_ratio: 0.7\n").unwrap();
-        assert_eq!(p.preprocessing.alignment.n_features, 5000);
+        assert_eq!(p.preprocessing.alignment.n_features, 4000);
         assert!(p.preprocessing.alignment.refine);
         let p = parse("preprocessing:\n  alignment:\n    n_features: 800\n    refine: False\n")
             .unwrap();

@@ -120,7 +120,7 @@ pub fn f1_max(scores: &[f64], labels: &[bool]) -> Option<(f64, f64)> {
 /// Labels the 8-connected components of a boolean mask (row-major, `w` wide). Returns one
 /// label per pixel (0 = background, components numbered from 1) and the component count.
 pub fn connected_components(mask: &[bool], w: usize) -> (Vec<u32>, usize) {
-    let h = if w == 0 { 0 } else { mask.len() / w };
+    let h = mask.len().checked_div(w).unwrap_or(0);
     let mut labels = vec![0u32; mask.len()];
     let mut count = 0u32;
     let mut stack = Vec::new();
@@ -175,12 +175,12 @@ pub fn aupro(images: &[ScoredMask<'_>], max_fpr: f64) -> Option<f64> {
         let (lab, count) = connected_components(&im.mask[..n], im.width);
         let base = region_sizes.len() as u32;
         region_sizes.extend(std::iter::repeat_n(0, count));
-        for i in 0..n {
-            let region = (lab[i] > 0).then(|| base + lab[i] - 1);
+        for (&l, &score) in lab.iter().zip(&im.scores[..n]) {
+            let region = (l > 0).then(|| base + l - 1);
             if let Some(r) = region {
                 region_sizes[r as usize] += 1;
             }
-            let s = if im.scores[i].is_nan() { f32::NEG_INFINITY } else { im.scores[i] };
+            let s = if score.is_nan() { f32::NEG_INFINITY } else { score };
             pixels.push((s, region));
         }
     }
@@ -282,7 +282,7 @@ mod tests {
         let mask = [true, true, false, false, false, false, false, true, false];
         let scores = [0.9, 0.8, 0.1, 0.2, 0.1, 0.0, 0.3, 0.95, 0.05];
         let im = ScoredMask { scores: &scores, mask: &mask, width: 3 };
-        assert!((aupro(&[im.clone()], 0.3).unwrap() - 1.0).abs() < 1e-12);
+        assert!((aupro(std::slice::from_ref(&im), 0.3).unwrap() - 1.0).abs() < 1e-12);
         // Region scores all below every normal pixel: PRO stays 0 until FPR = 1 -> AUPRO 0.
         let low = [0.0, 0.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.5];
         let im = ScoredMask { scores: &low, mask: &mask, width: 3 };

@@ -302,40 +302,44 @@ fn fwd_cols<const FMA: bool>(
     for r in 0..m {
         acc[r * cols..(r + 1) * cols].copy_from_slice(&b[j0..j0 + cols]);
     }
-    let full_rows = m / 4 * 4;
     let full_cols = cols / 16 * 16;
     let mut i0 = 0;
     while i0 < k {
         let i1 = (i0 + FWD_ROWS).min(k);
         for c0 in (0..full_cols).step_by(16) {
-            for r0 in (0..full_rows).step_by(4) {
-                let mut c = [[0.0f32; 16]; 4];
-                for (r, cr) in c.iter_mut().enumerate() {
-                    cr.copy_from_slice(&acc[(r0 + r) * cols + c0..(r0 + r) * cols + c0 + 16]);
-                }
-                for i in i0..i1 {
-                    let mut ws = [0.0f32; 16];
-                    ws.copy_from_slice(&w[i * n + j0 + c0..i * n + j0 + c0 + 16]);
-                    let xs = &xt[i * m + r0..i * m + r0 + 4];
-                    for (row, &xv) in c.iter_mut().zip(xs) {
-                        for (o, &wv) in row.iter_mut().zip(&ws) {
-                            *o = madd::<FMA>(xv, wv, *o);
-                        }
-                    }
-                }
-                for (r, cr) in c.iter().enumerate() {
-                    acc[(r0 + r) * cols + c0..(r0 + r) * cols + c0 + 16].copy_from_slice(cr);
-                }
+            let mut r0 = 0;
+            while r0 + 4 <= m {
+                fwd_tile::<FMA, 4>(
+                    xt,
+                    m,
+                    w,
+                    n,
+                    j0 + c0,
+                    i0..i1,
+                    r0,
+                    &mut acc[r0 * cols + c0..],
+                    cols,
+                );
+                r0 += 4;
+            }
+            while r0 < m {
+                fwd_tile::<FMA, 1>(
+                    xt,
+                    m,
+                    w,
+                    n,
+                    j0 + c0,
+                    i0..i1,
+                    r0,
+                    &mut acc[r0 * cols + c0..],
+                    cols,
+                );
+                r0 += 1;
             }
         }
-        // Edges: the last rows (fewer than 4) and columns (fewer than 16).
+        // Edge: the last columns (fewer than 16).
         for r in 0..m {
-            let cs = if r < full_rows {
-                full_cols..cols
-            } else {
-                0..cols
-            };
-            for cc in cs {
+            for cc in full_cols..cols {
                 let mut a = acc[r * cols + cc];
                 for i in i0..i1 {
                     a = madd::<FMA>(xt[i * m + r], w[i * n + j0 + cc], a);
@@ -344,6 +348,40 @@ fn fwd_cols<const FMA: bool>(
             }
         }
         i0 = i1;
+    }
+}
+
+/// Adds rows `is` of `w` (columns `j..j + 16`) times rows `r0..r0 + R` of x to an R x 16 tile
+/// of the accumulator (`acc` starts at the tile, rows `stride` apart), in registers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fwd_tile<const FMA: bool, const R: usize>(
+    xt: &[f32],
+    m: usize,
+    w: &[f32],
+    n: usize,
+    j: usize,
+    is: std::ops::Range<usize>,
+    r0: usize,
+    acc: &mut [f32],
+    stride: usize,
+) {
+    let mut c = [[0.0f32; 16]; R];
+    for (r, cr) in c.iter_mut().enumerate() {
+        cr.copy_from_slice(&acc[r * stride..r * stride + 16]);
+    }
+    for i in is {
+        let mut ws = [0.0f32; 16];
+        ws.copy_from_slice(&w[i * n + j..i * n + j + 16]);
+        let xs = &xt[i * m + r0..i * m + r0 + R];
+        for (row, &xv) in c.iter_mut().zip(xs) {
+            for (o, &wv) in row.iter_mut().zip(&ws) {
+                *o = madd::<FMA>(xv, wv, *o);
+            }
+        }
+    }
+    for (r, cr) in c.iter().enumerate() {
+        acc[r * stride..r * stride + 16].copy_from_slice(cr);
     }
 }
 
@@ -620,6 +658,9 @@ mod probe {
             if simd == Simd::Avx512 && best_simd() != Simd::Avx512 {
                 continue;
             }
+            time(&format!("fwd 6x85680x512 {simd:?}"), &mut || {
+                xw_plus_b_with(simd, &x[..6 * k], 6, k, &w, n, &vec![0.0; n]).len()
+            });
             time(&format!("fwd 32x85680x512 {simd:?}"), &mut || {
                 xw_plus_b_with(simd, &x, m, k, &w, n, &vec![0.0; n]).len()
             });

@@ -85,11 +85,21 @@ fn normalizer(points: &[Point], weights: Option<&[f64]>) -> Option<Matrix3<f64>>
         d += w * ((p[0] - cx).powi(2) + (p[1] - cy).powi(2)).sqrt();
     }
     d /= sw;
-    if !(d > 1e-12) {
+    if d.is_nan() || d <= 1e-12 {
         return None;
     }
     let s = std::f64::consts::SQRT_2 / d;
-    Some(Matrix3::new(s, 0.0, -s * cx, 0.0, s, -s * cy, 0.0, 0.0, 1.0))
+    Some(Matrix3::new(
+        s,
+        0.0,
+        -s * cx,
+        0.0,
+        s,
+        -s * cy,
+        0.0,
+        0.0,
+        1.0,
+    ))
 }
 
 /// Normalised direct linear transform: the homography mapping `src[i]` to `dst[i]` that
@@ -436,11 +446,21 @@ pub fn levenberg_marquardt(
     };
     let sn: Vec<Point> = src[..n]
         .iter()
-        .map(|p| [ts[(0, 0)] * p[0] + ts[(0, 2)], ts[(1, 1)] * p[1] + ts[(1, 2)]])
+        .map(|p| {
+            [
+                ts[(0, 0)] * p[0] + ts[(0, 2)],
+                ts[(1, 1)] * p[1] + ts[(1, 2)],
+            ]
+        })
         .collect();
     let dn: Vec<Point> = dst[..n]
         .iter()
-        .map(|p| [td[(0, 0)] * p[0] + td[(0, 2)], td[(1, 1)] * p[1] + td[(1, 2)]])
+        .map(|p| {
+            [
+                td[(0, 0)] * p[0] + td[(0, 2)],
+                td[(1, 1)] * p[1] + td[(1, 2)],
+            ]
+        })
         .collect();
     let w: Vec<f64> = (0..n)
         .map(|i| weights.map_or(1.0, |w| w[i].max(0.0)))
@@ -454,9 +474,8 @@ pub fn levenberg_marquardt(
     }
     let hn = hn / hn[(2, 2)];
     let mut p = SVector::<f64, 8>::from_fn(|i, _| hn[(i / 3, i % 3)]);
-    let to_h = |p: &SVector<f64, 8>| {
-        Matrix3::new(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], 1.0)
-    };
+    let to_h =
+        |p: &SVector<f64, 8>| Matrix3::new(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], 1.0);
     let cost = |p: &SVector<f64, 8>| -> f64 {
         let hh = to_h(p);
         let mut c = 0.0;
@@ -580,7 +599,12 @@ pub fn compose(
 /// Mean distance between where `a` and `b` send the four corners of a `w` x `h` image: the
 /// accuracy measure of alignment tests (pixels; infinite if either sends a corner to infinity).
 pub fn corner_error(a: &Homography, b: &Homography, w: f64, h: f64) -> f64 {
-    let corners = [[0.0, 0.0], [w - 1.0, 0.0], [w - 1.0, h - 1.0], [0.0, h - 1.0]];
+    let corners = [
+        [0.0, 0.0],
+        [w - 1.0, 0.0],
+        [w - 1.0, h - 1.0],
+        [0.0, h - 1.0],
+    ];
     let mut sum = 0.0;
     for c in corners {
         match (project(a, c), project(b, c)) {
@@ -704,6 +728,9 @@ mod tests {
         for _ in 0..4000 {
             counts[r.below(4)] += 1;
         }
-        assert!(counts.iter().all(|&c| (900..1100).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (900..1100).contains(&c)),
+            "{counts:?}"
+        );
     }
 }

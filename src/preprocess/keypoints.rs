@@ -47,7 +47,7 @@ pub struct OrbParams {
 impl Default for OrbParams {
     fn default() -> Self {
         OrbParams {
-            n_features: 5000,
+            n_features: 4000,
             scale_factor: 1.2,
             n_levels: 8,
             edge_threshold: 31,
@@ -428,7 +428,10 @@ fn fast_score(data: &[u8], centre: usize, offsets: &[isize; 16], t: i16) -> u8 {
     let c = i16::from(data[centre]);
     let mut diff = [0i16; 16];
     for (d, &o) in diff.iter_mut().zip(offsets) {
-        *d = data.get(centre.wrapping_add_signed(o)).map_or(0, |&v| i16::from(v)) - c;
+        *d = data
+            .get(centre.wrapping_add_signed(o))
+            .map_or(0, |&v| i16::from(v))
+            - c;
     }
     let mut dark = 0u32;
     let mut bright = 0u32;
@@ -479,9 +482,11 @@ fn harris_response(img: &GrayImage, x: i32, y: i32) -> f32 {
     let (mut a, mut b, mut c) = (0i64, 0i64, 0i64);
     for yy in (y - r)..=(y + r) {
         for xx in (x - r)..=(x + r) {
-            let ix = (p(xx + 1, yy) - p(xx - 1, yy)) * 2 + (p(xx + 1, yy - 1) - p(xx - 1, yy - 1))
+            let ix = (p(xx + 1, yy) - p(xx - 1, yy)) * 2
+                + (p(xx + 1, yy - 1) - p(xx - 1, yy - 1))
                 + (p(xx + 1, yy + 1) - p(xx - 1, yy + 1));
-            let iy = (p(xx, yy + 1) - p(xx, yy - 1)) * 2 + (p(xx - 1, yy + 1) - p(xx - 1, yy - 1))
+            let iy = (p(xx, yy + 1) - p(xx, yy - 1)) * 2
+                + (p(xx - 1, yy + 1) - p(xx - 1, yy - 1))
                 + (p(xx + 1, yy + 1) - p(xx + 1, yy - 1));
             a += i64::from(ix * ix);
             b += i64::from(iy * iy);
@@ -882,7 +887,10 @@ mod tests {
     #[test]
     fn umax_is_opencvs() {
         let u = umax_table();
-        assert_eq!(&u[..16], &[15, 15, 15, 15, 14, 14, 14, 13, 13, 12, 11, 10, 9, 8, 6, 3]);
+        assert_eq!(
+            &u[..16],
+            &[15, 15, 15, 15, 14, 14, 14, 13, 13, 12, 11, 10, 9, 8, 6, 3]
+        );
     }
 
     #[test]
@@ -890,7 +898,11 @@ mod tests {
         // Blurred: on a perfectly sharp square the FAST scores tie and suppress each other
         // (in OpenCV too).
         let img = gaussian_blur_7(&GrayImage::from_fn(120, 120, |x, y| {
-            image::Luma([if (40..80).contains(&x) && (40..80).contains(&y) { 200 } else { 30 }])
+            image::Luma([if (40..80).contains(&x) && (40..80).contains(&y) {
+                200
+            } else {
+                30
+            }])
         }));
         let f = detect_and_compute(&img, &OrbParams::default());
         let level0: Vec<&Keypoint> = f.keypoints.iter().filter(|k| k.level == 0).collect();
@@ -946,11 +958,10 @@ mod tests {
                 continue;
             }
             let (ex, ey) = (299.0 - ka.y, ka.x);
-            if let Some((_, db)) = b
-                .keypoints
-                .iter()
-                .zip(&b.descriptors)
-                .find(|(kb, _)| kb.level == 0 && (kb.x - ex).abs() < 0.5 && (kb.y - ey).abs() < 0.5)
+            if let Some((_, db)) =
+                b.keypoints.iter().zip(&b.descriptors).find(|(kb, _)| {
+                    kb.level == 0 && (kb.x - ex).abs() < 0.5 && (kb.y - ey).abs() < 0.5
+                })
             {
                 pairs += 1;
                 if hamming(da, db) < 40 {
@@ -968,7 +979,8 @@ mod tests {
         assert_eq!(gaussian_blur_7(&flat), flat);
         let img = texture(64, 48, 5);
         let b = gaussian_blur_7(&img);
-        let m = |g: &GrayImage| g.as_raw().iter().map(|&v| f64::from(v)).sum::<f64>() / g.len() as f64;
+        let m =
+            |g: &GrayImage| g.as_raw().iter().map(|&v| f64::from(v)).sum::<f64>() / g.len() as f64;
         assert!((m(&img) - m(&b)).abs() < 2.0);
     }
 
@@ -977,47 +989,5 @@ mod tests {
         let img = GrayImage::from_fn(8, 2, |x, _| image::Luma([(x * 10) as u8]));
         let r = resize_bilinear(&img, 4, 1);
         assert_eq!(r.as_raw(), &vec![5, 25, 45, 65]);
-    }
-}
-
-#[cfg(test)]
-mod tmp_profile {
-    use super::*;
-    use std::time::Instant;
-    #[test]
-    #[ignore]
-    fn profile_stages() {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real/flex_f1_front_raw.jpg");
-        let rgb = crate::io::image::load_rgb8(&p).unwrap();
-        let gray = crate::preprocess::ssim::gray_of_rgb(&rgb);
-        let params = OrbParams::default();
-        for _ in 0..3 {
-            let t = Instant::now();
-            let levels = pyramid(&gray, &params);
-            let t_pyr = t.elapsed();
-            let shares = level_shares(params.n_features, params.scale_factor, levels.len());
-            let (mut tf, mut th, mut tb, mut td, mut ncand) = (0.0, 0.0, 0.0, 0.0, 0);
-            for (l, level) in levels.iter().enumerate() {
-                let t = Instant::now();
-                let mut c = fast_corners(&level.img, 20, 31);
-                tf += t.elapsed().as_secs_f64();
-                ncand += c.len();
-                let t = Instant::now();
-                c.par_iter_mut().for_each(|c| c.harris = harris_response(&level.img, c.x, c.y));
-                th += t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                let b = gaussian_blur_7(&level.img);
-                tb += t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                let umax = umax_table();
-                let chosen = spread(&c, shares[l], level.img.width() as i32, level.img.height() as i32);
-                let _d: Vec<_> = chosen.par_iter().map(|c| rbrief(&b, c.x, c.y, ic_angle(&level.img, c.x, c.y, &umax))).collect();
-                td += t.elapsed().as_secs_f64();
-            }
-            let t = Instant::now();
-            let f = detect_and_compute(&gray, &params);
-            println!("pyr {:.1} fast {:.1} ({ncand} corners) harris(all) {:.1} blur {:.1} desc {:.1} | total {:.1} ms ({})",
-                t_pyr.as_secs_f64()*1e3, tf*1e3, th*1e3, tb*1e3, td*1e3, t.elapsed().as_secs_f64()*1e3, f.len());
-        }
     }
 }

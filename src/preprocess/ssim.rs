@@ -249,11 +249,20 @@ mod tests {
         let m = |v: &[f64]| v.iter().sum::<f64>() / 9.0;
         let (ux, uy) = (m(&xa), m(&xb));
         let cov = |u: &[f64], mu: f64, v: &[f64], mv: f64| {
-            u.iter().zip(v).map(|(p, q)| (p - mu) * (q - mv)).sum::<f64>() / 8.0
+            u.iter()
+                .zip(v)
+                .map(|(p, q)| (p - mu) * (q - mv))
+                .sum::<f64>()
+                / 8.0
         };
-        let (vx, vy, vxy) = (cov(&xa, ux, &xa, ux), cov(&xb, uy, &xb, uy), cov(&xa, ux, &xb, uy));
+        let (vx, vy, vxy) = (
+            cov(&xa, ux, &xa, ux),
+            cov(&xb, uy, &xb, uy),
+            cov(&xa, ux, &xb, uy),
+        );
         let (c1, c2) = (6.5025, 58.5225);
-        let want = (2.0 * ux * uy + c1) * (2.0 * vxy + c2) / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
+        let want =
+            (2.0 * ux * uy + c1) * (2.0 * vxy + c2) / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
         assert!((ssim(&a, &b).unwrap() - want).abs() < 1e-12);
     }
 }

@@ -33,8 +33,8 @@ pub fn blend(img: &RgbImage, map: &Array2<f32>, scale: f32, threshold: f32) -> R
         let t = (v / scale).clamp(0.0, 1.0);
         let c = jet(t);
         let a = 0.6 * t;
-        for k in 0..3 {
-            p.0[k] = (f32::from(p.0[k]) * (1.0 - a) + f32::from(c[k]) * a).round() as u8;
+        for (dst, &src) in p.0.iter_mut().zip(&c) {
+            *dst = (f32::from(*dst) * (1.0 - a) + f32::from(src) * a).round() as u8;
         }
     }
     out

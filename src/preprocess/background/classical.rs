@@ -401,7 +401,7 @@ fn background_colours(samples: &[[f32; 3]]) -> Vec<[f32; 3]> {
         .filter(|(_, c)| *c as f64 >= MIN_CLUSTER_SHARE * n as f64)
         .map(|(p, c)| (c, p))
         .collect();
-    kept.sort_by(|a, b| b.0.cmp(&a.0));
+    kept.sort_by_key(|k| std::cmp::Reverse(k.0));
     let protos: Vec<[f32; 3]> = kept.into_iter().map(|(_, p)| p).collect();
     if protos.is_empty() {
         vec![samples[0]]
@@ -413,7 +413,8 @@ fn background_colours(samples: &[[f32; 3]]) -> Vec<[f32; 3]> {
 /// Otsu's threshold of non-negative values (256 bins over `0..=max`).
 fn otsu(values: &[f32]) -> f32 {
     let max = values.iter().copied().fold(0f32, f32::max);
-    if !(max > 0.0) {
+    // `fold` from 0 with f32::max ignores NaN, so max is a number >= 0 here.
+    if max <= 0.0 {
         return 0.0;
     }
     let bins = 256usize;

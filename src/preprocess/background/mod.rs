@@ -104,22 +104,34 @@ pub enum Method {
 /// exactly, rounding included: `c' = (c * m + 128 + ((c * m + 128) >> 8)) >> 8`.
 pub fn cutout(rgb: &RgbImage, mask: &GrayImage, style: Cutout) -> RgbaImage {
     let (w, h) = rgb.dimensions();
-    let mut out = RgbaImage::new(w, h);
-    let mw = mask.width();
-    let mh = mask.height();
-    for (x, y, p) in out.enumerate_pixels_mut() {
-        let m = if x < mw && y < mh {
-            mask.get_pixel(x, y)[0]
+    let same = mask.dimensions() == (w, h);
+    let mut out = vec![0u8; w as usize * h as usize * 4];
+    for (i, (o, c)) in out
+        .chunks_exact_mut(4)
+        .zip(rgb.as_raw().chunks_exact(3))
+        .enumerate()
+    {
+        let m = if same {
+            mask.as_raw()[i]
         } else {
-            0
+            let (x, y) = ((i % w as usize) as u32, (i / w as usize) as u32);
+            if x < mask.width() && y < mask.height() {
+                mask.get_pixel(x, y)[0]
+            } else {
+                0
+            }
         };
-        let c = rgb.get_pixel(x, y).0;
-        p.0 = match style {
-            Cutout::Premultiplied => [div255(c[0], m), div255(c[1], m), div255(c[2], m), m],
-            Cutout::PutAlpha => [c[0], c[1], c[2], m],
-        };
+        match style {
+            Cutout::Premultiplied => {
+                o[0] = div255(c[0], m);
+                o[1] = div255(c[1], m);
+                o[2] = div255(c[2], m);
+            }
+            Cutout::PutAlpha => o[..3].copy_from_slice(c),
+        }
+        o[3] = m;
     }
-    out
+    RgbaImage::from_raw(w, h, out).unwrap_or_else(|| RgbaImage::new(w, h))
 }
 
 /// PIL's rounded `a * b / 255` for 8-bit values.

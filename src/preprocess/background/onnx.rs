@@ -197,6 +197,10 @@ impl OnnxRemover {
                 .map_err(|e| merr(e.to_string()))?
                 .with_intra_threads(intra_threads.max(1))
                 .map_err(|e| merr(e.to_string()))?
+                // The workers resize and encode images while a session runs; ONNX Runtime's
+                // idle threads must sleep rather than spin on the cores they need.
+                .with_intra_op_spinning(false)
+                .map_err(|e| merr(e.to_string()))?
                 .commit_from_file(model)
                 .map_err(|e| merr(e.to_string()))?;
             sessions.push(Mutex::new(session));
@@ -343,13 +347,11 @@ pub fn find_runtime_library(dir_or_file: &Path) -> Option<PathBuf> {
         } else if let Some(rest) = name.strip_prefix(&format!("{plain}.")) {
             // libonnxruntime.so.1.32.0
             Some(rest.split('.').map(|p| p.parse().unwrap_or(0)).collect())
-        } else if let Some(rest) = name
-            .strip_prefix("libonnxruntime.")
-            .and_then(|r| r.strip_suffix(".dylib"))
-        {
-            Some(rest.split('.').map(|p| p.parse().unwrap_or(0)).collect())
         } else {
-            None
+            // libonnxruntime.1.32.0.dylib (macOS)
+            name.strip_prefix("libonnxruntime.")
+                .and_then(|r| r.strip_suffix(".dylib"))
+                .map(|rest| rest.split('.').map(|p| p.parse().unwrap_or(0)).collect())
         };
         if let Some(v) = version
             && e.path().is_file()
