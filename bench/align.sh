@@ -22,3 +22,33 @@ echo "align on $threads thread(s) of $(nproc) core(s), $n homographies per case"
 run "raw photo, 1920x1080" flex_f1_front_raw.jpg 1
 run "raw photo, 960x540" flex_f1_front_raw.jpg 2
 run "rembg cut-out (RGBA), 1920x1080" flex_f1_front_rembg.png 1
+
+# End to end: `pixal align` on one reference + M warped copies of the photo (decode, align, PNG
+# encode, alignment.csv), diagnostics off, then on.
+m=10
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/configs" "$work/in/front"
+cp configs/*.yaml "$work/configs/"
+sed -i 's/MAX_MSE_THRESHOLD: 10.0 /MAX_MSE_THRESHOLD: 1.0e9 /' "$work/configs/parameters.yaml"
+python3 - "$work/in/front" "$m" <<'PY'
+import sys, random
+from PIL import Image
+out, m = sys.argv[1], int(sys.argv[2])
+src = Image.open("../shared/fixtures/real/flex_f1_front_raw.jpg").convert("RGB")
+src.save(f"{out}/p_000.jpg", quality=95)
+rng = random.Random(7)
+for i in range(1, m + 1):
+    a, dx, dy = rng.uniform(-3, 3), rng.uniform(-40, 40), rng.uniform(-40, 40)
+    src.rotate(a, resample=Image.BILINEAR, translate=(dx, dy)).save(f"{out}/p_{i:03d}.jpg", quality=95)
+PY
+bin="$(realpath "${CARGO_TARGET_DIR:-target}/release/pixal")"
+cargo build --release --quiet
+for diag in False True; do
+    sed -i "s/^  save_metrics: .*/  save_metrics: $diag/; s/^  save_overlays: .*/  save_overlays: $diag/; s/^  draw_matches: .*/  draw_matches: $diag/" "$work/configs/parameters.yaml"
+    rm -rf "$work/out"
+    t0=$(date +%s.%N)
+    (cd "$work" && "$bin" -q --threads "$threads" --config configs align -i in)
+    t1=$(date +%s.%N)
+    python3 -c "import sys; print(f'pixal align, {sys.argv[1]} JPEGs 1920x1080, diagnostics {sys.argv[2]}: {(float(sys.argv[4])-float(sys.argv[3]))/int(sys.argv[1]):.3f} s per image end to end')" "$m" "$diag" "$t0" "$t1"
+done

@@ -122,42 +122,39 @@ fn textured(w: u32, h: u32, seed: u64) -> RgbaImage {
 
 /// Property test: random homographies near identity (±5° rotation, ±50 px shift, ±5 % scale,
 /// mild perspective) applied to a generated textured image are recovered to under 0.5 px mean
-/// corner error, by the keypoints alone and after refinement.
+/// corner error: with the default settings (refinement on), and by the keypoints alone at the
+/// density of 3000 keypoints for this 800x600 image.
 #[test]
 fn random_homographies_on_a_textured_image_are_recovered() {
     let reference = textured(800, 600, 7);
     let dims = (800.0, 600.0);
-    let params = AlignParams {
+    let params = AlignParams::default();
+    let keypoints_only = AlignParams {
+        refine: false,
         orb: pixal::preprocess::keypoints::OrbParams {
-            n_features: 3000,
+            n_features: 13_000,
             ..Default::default()
         },
         ..AlignParams::default()
     };
-    let keypoints_only = AlignParams {
-        refine: false,
-        ..params.clone()
-    };
+    assert_eq!(keypoints_only.orb_for(800, 600).n_features, 3009);
     let prepared = Reference::new(&reference, &params);
+    let dense = Reference::new(&reference, &keypoints_only);
     let mut rng = SplitMix64::new(2024);
     let mut worst: f64 = 0.0;
     for case in 0..8 {
         let truth = random_truth(&mut rng, dims, 5.0, 50.0, 0.05, 0.01);
         let photo = photo_of(&reference, &truth);
-        let a0 = align_pair(&photo, &prepared, &keypoints_only).unwrap();
+        let a0 = align_pair(&photo, &dense, &keypoints_only).unwrap();
         let a1 = align_pair(&photo, &prepared, &params).unwrap();
         let e0 = corner_error(&a0.homography, &truth, dims.0, dims.1);
         let e1 = corner_error(&a1.homography, &truth, dims.0, dims.1);
         eprintln!(
-            "case {case}: keypoints {e0:.3} px ({} inliers), refined {e1:.3} px (kept: {})",
+            "case {case}: keypoints {e0:.3} px ({} inliers), default {e1:.3} px (refined: {})",
             a0.inliers, a1.refined
         );
         assert!(e0 < 0.5, "case {case}: keypoint corner error {e0}");
-        assert!(e1 < 0.5, "case {case}: refined corner error {e1}");
-        assert!(
-            a1.ssim >= a0.ssim - 1e-12,
-            "the better-scoring result is kept"
-        );
+        assert!(e1 < 0.5, "case {case}: corner error {e1}");
         worst = worst.max(e0).max(e1);
     }
     eprintln!("worst corner error {worst:.3} px");
@@ -492,10 +489,12 @@ fn preprocess_aligns_the_cutouts_before_make_input() {
     let csv = cfg.layout.aligned_images(Some("top")).join("alignment.csv");
     let rows = pixal::commands::align::read_alignment_csv(&csv).unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
-    let meta =
-        std::fs::read_to_string(cfg.layout.metadata(Some("top")).join("preprocessing.yaml"))
-            .unwrap();
-    assert!(meta.contains("_aligned.png"), "make_input read the aligned images: {meta}");
+    let meta = std::fs::read_to_string(cfg.layout.metadata(Some("top")).join("preprocessing.yaml"))
+        .unwrap();
+    assert!(
+        meta.contains("_aligned.png"),
+        "make_input read the aligned images: {meta}"
+    );
     assert!(cfg.layout.type_root(Some("top")).join("out.npz").exists());
 }
 

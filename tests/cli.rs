@@ -348,10 +348,14 @@ fn preprocess_removes_backgrounds_and_aligns() {
         .join("t/preprocessed_images/background_removed/t_000_no_bg.png");
     let cut = image::open(&cut).unwrap().to_rgba8();
     assert_eq!(cut.dimensions(), (40, 30));
-    assert!(cut.get_pixel(20, 14)[3] > 250, "the part is opaque (feathered edge aside)");
+    assert!(
+        cut.get_pixel(20, 14)[3] > 250,
+        "the part is opaque (feathered edge aside)"
+    );
     assert_eq!(cut.get_pixel(2, 2).0, [0, 0, 0, 0]);
     assert!(p.component().join("t/out.npz").exists());
-    let meta = std::fs::read_to_string(p.component().join("t/metadata/preprocessing.yaml")).unwrap();
+    let meta =
+        std::fs::read_to_string(p.component().join("t/metadata/preprocessing.yaml")).unwrap();
     assert!(meta.contains("t_000_no_bg.png"), "{meta}");
     p.edit_params("apply_alignment: False", "apply_alignment: True");
     let (code, _, err) = p.run(&["preprocess", "-i", "component"]);
@@ -471,15 +475,24 @@ fn make_input_on_the_real_photo() {
 #[test]
 fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
     let dir = tempfile::tempdir().unwrap();
-    let out = pixal().current_dir(dir.path()).args(["--json", "demo", "-o", "demo"]).output().unwrap();
+    let out = pixal()
+        .current_dir(dir.path())
+        .args(["--json", "demo", "-o", "demo"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     assert_eq!(v["ok"], true);
     let root = dir.path().join("demo");
     for ty in ["front", "back"] {
         let model = root.join("out/demo_flex").join(ty).join("model");
-        for f in ["loss_history.json", "loss_plot.png", "validation_error_maps.npy"] {
+        for f in [
+            "loss_history.json",
+            "loss_plot.png",
+            "validation_error_maps.npy",
+        ] {
             assert!(model.join(f).is_file(), "{ty}: missing model/{f}");
         }
         let vdir = root.join("validate/demo_flex_validate").join(ty);
@@ -505,7 +518,8 @@ fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
             assert!(vdir.join(f).is_file(), "{ty}: missing {f}");
         }
         let s: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(vdir.join("summary.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(vdir.join("summary.json")).unwrap())
+                .unwrap();
         let m = &s["metrics"];
         assert!(m["pixel_auroc"].as_f64().unwrap() >= 0.95, "{ty}: {m}");
         assert!(m["image_auroc"].as_f64().unwrap() >= 0.9, "{ty}: {m}");
@@ -520,9 +534,13 @@ fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
             .iter()
             .find(|i| i["photo"].as_str().unwrap().contains("_spot_"))
             .unwrap();
-        assert!(spot["score"].as_f64().unwrap() > best_good, "{ty}: spot {spot} vs good {best_good}");
+        assert!(
+            spot["score"].as_f64().unwrap() > best_good,
+            "{ty}: spot {spot} vs good {best_good}"
+        );
         // The spot photo's highest-scoring pixel lies on the spot.
-        let map: ndarray::Array2<f32> = ndarray_npy::read_npy(spot["map_npy"].as_str().unwrap()).unwrap();
+        let map: ndarray::Array2<f32> =
+            ndarray_npy::read_npy(spot["map_npy"].as_str().unwrap()).unwrap();
         let (mut best, mut at) = (f32::MIN, (0, 0));
         for ((y, x), &v) in map.indexed_iter() {
             if v > best {
@@ -530,11 +548,25 @@ fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
                 at = (y, x);
             }
         }
-        let stem = std::path::Path::new(spot["photo"].as_str().unwrap()).file_stem().unwrap().to_string_lossy().into_owned();
-        let mask = image::open(root.join("data/ground_truth").join(ty).join(format!("{stem}_mask.png"))).unwrap().to_luma8();
+        let stem = std::path::Path::new(spot["photo"].as_str().unwrap())
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mask = image::open(
+            root.join("data/ground_truth")
+                .join(ty)
+                .join(format!("{stem}_mask.png")),
+        )
+        .unwrap()
+        .to_luma8();
         // Allow the smoothing's reach: within 3 pixels of the mask.
-        let near = (at.0.saturating_sub(3)..=at.0 + 3)
-            .any(|y| (at.1.saturating_sub(3)..=at.1 + 3).any(|x| mask.get_pixel_checked(x as u32, y as u32).is_some_and(|p| p.0[0] > 127)));
+        let near = (at.0.saturating_sub(3)..=at.0 + 3).any(|y| {
+            (at.1.saturating_sub(3)..=at.1 + 3).any(|x| {
+                mask.get_pixel_checked(x as u32, y as u32)
+                    .is_some_and(|p| p.0[0] > 127)
+            })
+        });
         assert!(near, "{ty}: top pixel {at:?} is not on the spot");
         let csv = std::fs::read_to_string(vdir.join("scores.csv")).unwrap();
         assert_eq!(csv.lines().count(), 13);
@@ -546,23 +578,49 @@ fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
     let photo = root.join("data/validate/front/front_spot_001.png");
     let before = std::fs::read(&photo).unwrap();
     let run = |args: &[&str]| {
-        let o = pixal().current_dir(dir.path()).arg("--config").arg(&cfg).args(args).output().unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+        let o = pixal()
+            .current_dir(dir.path())
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
-    let (code, out, err) = run(&["--json", "validate", "-i", photo.to_str().unwrap(), "--type", "front"]);
+    let (code, out, err) = run(&[
+        "--json",
+        "validate",
+        "-i",
+        photo.to_str().unwrap(),
+        "--type",
+        "front",
+    ]);
     assert_eq!(code, Some(0), "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["processed"], 1);
     let s: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("validate/demo_flex_validate/front/summary.json")).unwrap(),
+        &std::fs::read_to_string(root.join("validate/demo_flex_validate/front/summary.json"))
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(s["images"].as_array().unwrap().len(), 1);
     assert_eq!(s["images"][0]["verdict"], "anomalous");
     assert!(s["metrics"].is_null(), "no ground truth given, no metrics");
     // The earlier run's ROC figure must not outlive it: without ground truth there is none.
-    assert!(!root.join("validate/demo_flex_validate/front/figures/roc_curve.png").exists());
-    assert!(!root.join("validate/demo_flex_validate/front/figures/anomaly_overlay_1.png").exists());
+    assert!(
+        !root
+            .join("validate/demo_flex_validate/front/figures/roc_curve.png")
+            .exists()
+    );
+    assert!(
+        !root
+            .join("validate/demo_flex_validate/front/figures/anomaly_overlay_1.png")
+            .exists()
+    );
     assert_eq!(std::fs::read(&photo).unwrap(), before);
     let (code, _, err) = run(&["validate", "-i", photo.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
@@ -570,12 +628,15 @@ fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
 
     // detect alone, with the original's loss_cut threshold instead of the calibrated one.
     let params = cfg.join("parameters.yaml");
-    let text = std::fs::read_to_string(&params).unwrap().replace("threshold: \"auto\"", "threshold: \"loss_cut\"");
+    let text = std::fs::read_to_string(&params)
+        .unwrap()
+        .replace("threshold: \"auto\"", "threshold: \"loss_cut\"");
     std::fs::write(&params, text).unwrap();
     let (code, _, err) = run(&["detect"]);
     assert_eq!(code, Some(0), "{err}");
     let s: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("validate/demo_flex_validate/front/summary.json")).unwrap(),
+        &std::fs::read_to_string(root.join("validate/demo_flex_validate/front/summary.json"))
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(s["thresholds"]["mode"], "loss_cut");

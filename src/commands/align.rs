@@ -520,7 +520,7 @@ fn run_job(
             }) => {
                 summary.fail(&path, error);
                 // Scores of an alignment the gates refused still belong in the metrics.
-                outcomes.extend(outcome);
+                outcomes.extend(outcome.map(|o| *o));
                 // A stale aligned copy from an earlier run must not reach make_input.
                 let stale = job.out_dir.join(aligned_name(&path));
                 if stale.exists() && std::fs::remove_file(&stale).is_ok() {
@@ -575,7 +575,7 @@ fn run_job(
 struct Rejected {
     path: PathBuf,
     error: String,
-    outcome: Option<Outcome>,
+    outcome: Option<Box<Outcome>>,
 }
 
 /// Loads, aligns, gates and writes one image (and its match and overlay figures).
@@ -610,14 +610,16 @@ fn align_one(
                 return Err(Rejected {
                     path: path.to_path_buf(),
                     error: format!("{}: {f}", path.display()),
-                    outcome: best.map(|(r, a)| Outcome {
-                        index,
-                        source: path.to_path_buf(),
-                        reference: r,
-                        aligned: *a,
-                        accepted: false,
-                        written: None,
-                        figures: Vec::new(),
+                    outcome: best.map(|(r, a)| {
+                        Box::new(Outcome {
+                            index,
+                            source: path.to_path_buf(),
+                            reference: r,
+                            aligned: *a,
+                            accepted: false,
+                            written: None,
+                            figures: Vec::new(),
+                        })
                     }),
                 });
             }

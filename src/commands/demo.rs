@@ -18,7 +18,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Summary> {
     let root = root
         .canonicalize()
         .with_context(|| format!("{}: cannot resolve the demo folder", root.display()))?;
-    log::info!("demo: generating a synthetic component in {}", root.display());
+    log::info!(
+        "demo: generating a synthetic component in {}",
+        root.display()
+    );
     let spec = crate::demo::DemoSpec {
         good_per_type: args.images.max(4),
         seed: args.seed,
@@ -32,7 +35,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Summary> {
     let t0 = std::time::Instant::now();
     summary.absorb(preprocess::run(&cfg, Some(&data.train))?);
     summary.absorb(train::run(&cfg, None)?);
-    summary.absorb(validate::run(&cfg, Some(&data.validate), None, Some(&data.truth))?);
+    summary.absorb(validate::run(
+        &cfg,
+        Some(&data.validate),
+        None,
+        Some(&data.truth),
+    )?);
     log::info!("demo: pipeline took {:.1} s", t0.elapsed().as_secs_f64());
     for ty in crate::demo::TYPES {
         let dir = cfg.layout.validate_type_root(Some(ty));
@@ -42,7 +50,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Summary> {
         };
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         let m = &v["metrics"];
-        let f = |k: &str| m[k].as_f64().map_or("n/a".to_string(), |x| format!("{x:.3}"));
+        let f = |k: &str| {
+            m[k].as_f64()
+                .map_or("n/a".to_string(), |x| format!("{x:.3}"))
+        };
         log::info!(
             "demo {ty}: image AUROC {}, pixel AUROC {}, AUPRO(0.3) {}, pixel F1-max {}",
             f("image_auroc"),
@@ -65,9 +76,15 @@ fn write_configs(dir: &Path, root: &Path) -> anyhow::Result<()> {
     let edits: [(&str, &str); 9] = [
         ("apply_alignment: False", "apply_alignment: True"),
         ("MAX_MSE_THRESHOLD: 10.0", "MAX_MSE_THRESHOLD: 400.0"),
-        ("autoencoder_architecture: [512, 256, 128, 64]", "autoencoder_architecture: [256, 64]"),
+        (
+            "autoencoder_architecture: [512, 256, 128, 64]",
+            "autoencoder_architecture: [256, 64]",
+        ),
         ("learning_rate: 1.0e-4", "learning_rate: 1.0e-3"),
-        ("channels: [\"LAB_a\", \"LAB_b\"]", "channels: [\"LAB_L\", \"LAB_a\", \"LAB_b\"]"),
+        (
+            "channels: [\"LAB_a\", \"LAB_b\"]",
+            "channels: [\"LAB_L\", \"LAB_a\", \"LAB_b\"]",
+        ),
         ("weights: [3.0, 3.0]", "weights: [3.0, 3.0, 3.0]"),
         ("method: auto ", "method: classical "),
         ("n_epochs: 500", "n_epochs: 300"),
@@ -89,10 +106,16 @@ fn write_configs(dir: &Path, root: &Path) -> anyhow::Result<()> {
         )
         .replace(
             "validate_out_path: &validate_out_path \"./validate\"",
-            &format!("validate_out_path: &validate_out_path {}", quoted(&root.join("validate"))),
+            &format!(
+                "validate_out_path: &validate_out_path {}",
+                quoted(&root.join("validate"))
+            ),
         )
         .replace("Data_set_R0_Triplet_Data_F1_2ps_6var", "demo_flex")
-        .replace("Data_set_R0_Triplet_Data_F1_d1_2ps_6var", "demo_flex_validate");
+        .replace(
+            "Data_set_R0_Triplet_Data_F1_d1_2ps_6var",
+            "demo_flex_validate",
+        );
     crate::io::atomic::write_bytes(&dir.join("parameters.yaml"), params.as_bytes())?;
     crate::io::atomic::write_bytes(&dir.join("paths.yaml"), paths.as_bytes())?;
     Ok(())

@@ -40,7 +40,10 @@ pub struct DetectJob {
 /// Runs detect on `input` (a validate component folder holding `<type>/out.npz`) or on the
 /// validate tree paths.yaml gives.
 pub fn run(cfg: &Config, input: Option<&Path>, truth: Option<&Path>) -> anyhow::Result<Summary> {
-    let root = input.map_or_else(|| cfg.layout.validate_component_root().to_path_buf(), Path::to_path_buf);
+    let root = input.map_or_else(
+        || cfg.layout.validate_component_root().to_path_buf(),
+        Path::to_path_buf,
+    );
     let jobs = find_jobs(cfg, &root)?;
     let mut summary = Summary::new("detect");
     for job in &jobs {
@@ -58,14 +61,27 @@ pub fn find_jobs(cfg: &Config, root: &Path) -> anyhow::Result<Vec<DetectJob>> {
     if cfg.params.model_training.one_hot_encoding {
         let npz = root.join(file);
         if npz.is_file() {
-            jobs.push(DetectJob { ty: None, metadata: root.join("metadata/preprocessing.yaml"), out_dir: root.to_path_buf(), npz });
+            jobs.push(DetectJob {
+                ty: None,
+                metadata: root.join("metadata/preprocessing.yaml"),
+                out_dir: root.to_path_buf(),
+                npz,
+            });
         }
     } else if let Ok(rd) = std::fs::read_dir(root) {
-        let mut dirs: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join(file).is_file()).collect();
+        let mut dirs: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join(file).is_file())
+            .collect();
         dirs.sort();
         for d in dirs {
             let ty = d.file_name().map(|n| n.to_string_lossy().into_owned());
-            jobs.push(DetectJob { ty, npz: d.join(file), metadata: d.join("metadata/preprocessing.yaml"), out_dir: d });
+            jobs.push(DetectJob {
+                ty,
+                npz: d.join(file),
+                metadata: d.join("metadata/preprocessing.yaml"),
+                out_dir: d,
+            });
         }
     }
     if jobs.is_empty() {
@@ -164,11 +180,19 @@ pub struct TypeSummary {
 }
 
 fn file_stem(p: &str) -> String {
-    Path::new(p).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    Path::new(p)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Detects on one npz; writes everything into the job's out_dir.
-pub fn detect_job(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &mut Summary) -> anyhow::Result<TypeSummary> {
+pub fn detect_job(
+    cfg: &Config,
+    job: &DetectJob,
+    truth: Option<&Path>,
+    summary: &mut Summary,
+) -> anyhow::Result<TypeSummary> {
     let ty = job.ty.as_deref();
     let log_file = cfg.layout.validate_logs(ty).join("detect.log");
     if let Err(e) = crate::logging::set_log_file(&log_file) {
@@ -179,14 +203,23 @@ pub fn detect_job(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: 
     r
 }
 
-fn detect_logged(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &mut Summary) -> anyhow::Result<TypeSummary> {
+fn detect_logged(
+    cfg: &Config,
+    job: &DetectJob,
+    truth: Option<&Path>,
+    summary: &mut Summary,
+) -> anyhow::Result<TypeSummary> {
     let ty = job.ty.as_deref();
     let label = ty.unwrap_or("all types");
     let meta: PreprocessingMetadata = read_yaml(&job.metadata)?;
     let input = read_input(&job.npz)?;
     let model_dir = cfg.layout.model(ty);
-    let model = TrainedModel::load(&model_dir)
-        .with_context(|| format!("loading the model for {label} from {} (train it first)", model_dir.display()))?;
+    let model = TrainedModel::load(&model_dir).with_context(|| {
+        format!(
+            "loading the model for {label} from {} (train it first)",
+            model_dir.display()
+        )
+    })?;
     let (n, p, c) = input.data.dim();
     if model.input_shape() != (p, c) {
         return Err(anyhow!(
@@ -198,7 +231,11 @@ fn detect_logged(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &
         ));
     }
     let shape = input.shape;
-    log::info!("detect {label}: {n} image(s), model {} ({:?})", model_dir.display(), model.kind());
+    log::info!(
+        "detect {label}: {n} image(s), model {} ({:?})",
+        model_dir.display(),
+        model.kind()
+    );
     let labels = input.labels.as_ref().map(|l| l.view());
     let errors = model.error_maps(input.data.view(), labels)?;
 
@@ -213,7 +250,9 @@ fn detect_logged(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &
     };
     let val_path = model_dir.join("validation_error_maps.npy");
     let calibration = match ndarray_npy::read_npy::<_, Array2<f32>>(&val_path) {
-        Ok(v) if v.dim().1 == p && v.dim().0 > 0 => Some(score::calibrate(v.view(), shape, &settings)),
+        Ok(v) if v.dim().1 == p && v.dim().0 > 0 => {
+            Some(score::calibrate(v.view(), shape, &settings))
+        }
         Ok(_) => None,
         Err(e) => {
             summary.warn(format!("{}: cannot read held-out error maps ({e}); automatic thresholds and standardised scores are unavailable", val_path.display()));
@@ -225,9 +264,15 @@ fn detect_logged(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &
         (Some(_), m, s) => (m, s),
     };
     if mode == ThresholdMode::LossCut && d.threshold == ThresholdMode::Auto {
-        summary.warn(format!("detect {label}: falling back to loss_cut {} on raw errors", pl.loss_cut));
+        summary.warn(format!(
+            "detect {label}: falling back to loss_cut {} on raw errors",
+            pl.loss_cut
+        ));
     }
-    let settings = ScoreSettings { scoring, ..settings };
+    let settings = ScoreSettings {
+        scoring,
+        ..settings
+    };
     let (mean, std) = match &calibration {
         Some(cal) => (cal.mean.clone(), cal.std.clone()),
         None => (vec![0.0; p], vec![1.0; p]),
@@ -253,7 +298,10 @@ fn detect_logged(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &
         scoring,
         mode,
         thresholds.pixel,
-        thresholds.image.map(|t| format!(", image {t:.4}")).unwrap_or_default()
+        thresholds
+            .image
+            .map(|t| format!(", image {t:.4}"))
+            .unwrap_or_default()
     );
 
     let figures_dir = cfg.layout.validate_figures(ty);
@@ -287,14 +335,21 @@ fn detect_logged(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &
             let (img_score, img_mean) = score::image_score(&smap);
             let decide: Vec<bool> = match mode {
                 ThresholdMode::Auto => smap.iter().map(|&v| v >= pixel_thr).collect(),
-                ThresholdMode::LossCut => e.iter().map(|&v| score::exceeds_loss_cut(v, pl.loss_cut, pl.use_log_loss)).collect(),
+                ThresholdMode::LossCut => e
+                    .iter()
+                    .map(|&v| score::exceeds_loss_cut(v, pl.loss_cut, pl.use_log_loss))
+                    .collect(),
             };
             let count = decide.iter().filter(|&&b| b).count();
             let anomalous = match (mode, thresholds.image) {
                 (ThresholdMode::Auto, Some(t)) => f64::from(img_score) >= t,
                 _ => count > 0,
             };
-            let shown = if mode == ThresholdMode::LossCut { &e } else { &smap };
+            let shown = if mode == ThresholdMode::LossCut {
+                &e
+            } else {
+                &smap
+            };
             let row = &rows[i];
             let geometry = Geometry {
                 pooled: shape,
@@ -319,17 +374,34 @@ fn detect_logged(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &
                 let photo = if photo.dimensions() == geometry.photo {
                     photo
                 } else {
-                    image::imageops::resize(&photo, geometry.photo.0, geometry.photo.1, image::imageops::FilterType::Triangle)
+                    image::imageops::resize(
+                        &photo,
+                        geometry.photo.0,
+                        geometry.photo.1,
+                        image::imageops::FilterType::Triangle,
+                    )
                 };
                 let over = blend(&photo, &photo_map, png_scale as f32, pixel_thr);
-                let gray: Vec<f32> = input.data.index_axis(Axis(0), i).rows().into_iter().map(|r| r.mean().unwrap_or(0.0)).collect();
+                let gray: Vec<f32> = input
+                    .data
+                    .index_axis(Axis(0), i)
+                    .rows()
+                    .into_iter()
+                    .map(|r| r.mean().unwrap_or(0.0))
+                    .collect();
                 // Min-max, so the pooled view shows the part's structure whatever the channels.
                 let gmin = gray.iter().copied().fold(f32::INFINITY, f32::min);
                 let gmax = gray.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let span = (gmax - gmin).max(1e-6);
                 let gray: Vec<f32> = gray.iter().map(|v| (v - gmin) / span).collect();
-                let pooled_map = Array2::from_shape_vec(shape, shown.clone()).map_err(|e| anyhow!(e))?;
-                let pooled = blend(&gray_from_map(&gray, shape), &pooled_map, png_scale as f32, pixel_thr);
+                let pooled_map =
+                    Array2::from_shape_vec(shape, shown.clone()).map_err(|e| anyhow!(e))?;
+                let pooled = blend(
+                    &gray_from_map(&gray, shape),
+                    &pooled_map,
+                    png_scale as f32,
+                    pixel_thr,
+                );
                 let title = format!(
                     "{} [{}]  score {:.3}  {}  ({} anomalous pooled px, {:.2}%)",
                     file_stem(&row.photo),
@@ -341,7 +413,13 @@ fn detect_logged(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &
                 );
                 save_overlay(
                     &figures_dir.join(format!("anomaly_overlay_{i}.png")),
-                    &OverlayFigure { title, photo: &over, pooled: &pooled, scale: png_scale as f32, threshold: pixel_thr },
+                    &OverlayFigure {
+                        title,
+                        photo: &over,
+                        pooled: &pooled,
+                        scale: png_scale as f32,
+                        threshold: pixel_thr,
+                    },
                 )?;
             }
             let gt = match &truth_index {
@@ -391,7 +469,10 @@ fn detect_logged(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &
                     gts.push(g);
                 }
             }
-            Err(e) => summary.fail(Path::new(&rows[i].photo), format!("{}: {e:#}", rows[i].photo)),
+            Err(e) => summary.fail(
+                Path::new(&rows[i].photo),
+                format!("{}: {e:#}", rows[i].photo),
+            ),
         }
     }
     for im in &images {
@@ -399,7 +480,15 @@ fn detect_logged(cfg: &Config, job: &DetectJob, truth: Option<&Path>, summary: &
     }
 
     let mut figures: Vec<PathBuf> = Vec::new();
-    figures.extend(write_figures(cfg, &model, &input, &errors, &thresholds, &figures_dir, summary)?);
+    figures.extend(write_figures(
+        cfg,
+        &model,
+        &input,
+        &errors,
+        &thresholds,
+        &figures_dir,
+        summary,
+    )?);
     let metrics = if truth.is_some() {
         let m = compute_metrics(&images, &gts);
         if pl.plot_roc_recall_curve || pl.plot_confusion_matrix {
@@ -436,32 +525,45 @@ impl MaskIndex {
     /// Indexes every `*_mask.png` below `dir`.
     pub fn new(dir: &Path) -> anyhow::Result<MaskIndex> {
         if !dir.is_dir() {
-            return Err(UsageError(format!("{}: ground-truth folder does not exist", dir.display())).into());
+            return Err(UsageError(format!(
+                "{}: ground-truth folder does not exist",
+                dir.display()
+            ))
+            .into());
         }
         let mut by_stem: HashMap<String, Vec<PathBuf>> = HashMap::new();
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else { continue };
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
             for e in rd.flatten() {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
                 } else if let Some(name) = p.file_name().and_then(|n| n.to_str())
-                    && let Some(stem) = name.strip_suffix("_mask.png") {
-                        by_stem.entry(stem.to_string()).or_default().push(p.clone());
-                    }
+                    && let Some(stem) = name.strip_suffix("_mask.png")
+                {
+                    by_stem.entry(stem.to_string()).or_default().push(p.clone());
+                }
             }
         }
         for v in by_stem.values_mut() {
             v.sort();
         }
-        Ok(MaskIndex { dir: dir.to_path_buf(), by_stem })
+        Ok(MaskIndex {
+            dir: dir.to_path_buf(),
+            by_stem,
+        })
     }
 
     fn find(&self, photo: &str, type_name: &str) -> Option<PathBuf> {
         let p = Path::new(photo);
         let stem = file_stem(photo);
-        let mut candidates = vec![self.dir.join(format!("{stem}_mask.png")), self.dir.join(type_name).join(format!("{stem}_mask.png"))];
+        let mut candidates = vec![
+            self.dir.join(format!("{stem}_mask.png")),
+            self.dir.join(type_name).join(format!("{stem}_mask.png")),
+        ];
         if let Some(parent) = p.parent().and_then(|d| d.file_name()) {
             candidates.push(self.dir.join(parent).join(format!("{stem}_mask.png")));
         }
@@ -476,8 +578,15 @@ impl MaskIndex {
 
     /// The mask of a photo as booleans on the photo grid (`None` when there is no mask: a good
     /// image). A mask of another size is an error naming it.
-    pub fn mask_for(&self, photo: &str, type_name: &str, size: (u32, u32)) -> anyhow::Result<Option<Vec<bool>>> {
-        let Some(path) = self.find(photo, type_name) else { return Ok(None) };
+    pub fn mask_for(
+        &self,
+        photo: &str,
+        type_name: &str,
+        size: (u32, u32),
+    ) -> anyhow::Result<Option<Vec<bool>>> {
+        let Some(path) = self.find(photo, type_name) else {
+            return Ok(None);
+        };
         let img = crate::io::image::load_rgb8(&path)?;
         if img.dimensions() != size {
             return Err(anyhow!(
@@ -514,7 +623,14 @@ fn compute_metrics(images: &[ImageResult], gts: &[GroundTruth]) -> Metrics {
         px_scores.extend(g.scores.iter().map(|&v| f64::from(v)));
         px_labels.extend(g.mask.iter().copied());
     }
-    let masks: Vec<ScoredMask<'_>> = gts.iter().map(|g| ScoredMask { scores: &g.scores, mask: &g.mask, width: g.width }).collect();
+    let masks: Vec<ScoredMask<'_>> = gts
+        .iter()
+        .map(|g| ScoredMask {
+            scores: &g.scores,
+            mask: &g.mask,
+            width: g.width,
+        })
+        .collect();
     let mut confusion = [[0u64; 2]; 2];
     for r in images {
         let truth = usize::from(r.truth.unwrap_or(false));
@@ -532,7 +648,12 @@ fn compute_metrics(images: &[ImageResult], gts: &[GroundTruth]) -> Metrics {
     }
 }
 
-fn metric_figures(images: &[ImageResult], gts: &[GroundTruth], m: &Metrics, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+fn metric_figures(
+    images: &[ImageResult],
+    gts: &[GroundTruth],
+    m: &Metrics,
+    dir: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let scores: Vec<f64> = images.iter().map(|r| r.score).collect();
     let labels: Vec<bool> = images.iter().map(|r| r.truth.unwrap_or(false)).collect();
@@ -546,22 +667,47 @@ fn metric_figures(images: &[ImageResult], gts: &[GroundTruth], m: &Metrics, dir:
     }
     let mut roc_series = Vec::new();
     let mut pr_series = Vec::new();
-    for (name, sc, lb, auc) in [("image", &scores, &labels, m.image_auroc), ("pixel", &px_scores, &px_labels, m.pixel_auroc)] {
+    for (name, sc, lb, auc) in [
+        ("image", &scores, &labels, m.image_auroc),
+        ("pixel", &px_scores, &px_labels, m.pixel_auroc),
+    ] {
         if let Some(c) = metrics::roc_curve(sc, lb) {
             roc_series.push(Series {
-                name: format!("{name} (AUROC {})", auc.map_or("n/a".into(), |a| format!("{a:.3}"))),
+                name: format!(
+                    "{name} (AUROC {})",
+                    auc.map_or("n/a".into(), |a| format!("{a:.3}"))
+                ),
                 points: c.iter().map(|p| (p.fpr, p.tpr)).collect(),
             });
         }
         if let Some(c) = metrics::pr_curve(sc, lb) {
-            pr_series.push(Series { name: name.to_string(), points: c.iter().map(|p| (p.recall, p.precision)).collect() });
+            pr_series.push(Series {
+                name: name.to_string(),
+                points: c.iter().map(|p| (p.recall, p.precision)).collect(),
+            });
         }
     }
     let roc = dir.join("roc_curve.png");
-    plot::line_chart(&roc, &Axes::new("ROC (ground truth masks)", "false positive rate", "true positive rate"), &roc_series)?;
+    plot::line_chart(
+        &roc,
+        &Axes::new(
+            "ROC (ground truth masks)",
+            "false positive rate",
+            "true positive rate",
+        ),
+        &roc_series,
+    )?;
     out.push(roc);
     let pr = dir.join("pr_curve.png");
-    plot::line_chart(&pr, &Axes::new("Precision-recall (ground truth masks)", "recall", "precision"), &pr_series)?;
+    plot::line_chart(
+        &pr,
+        &Axes::new(
+            "Precision-recall (ground truth masks)",
+            "recall",
+            "precision",
+        ),
+        &pr_series,
+    )?;
     out.push(pr);
     let cm = dir.join("confusion_matrix.png");
     plot::confusion_matrix(&cm, "Image verdicts vs ground truth", m.confusion)?;
@@ -581,19 +727,60 @@ fn write_figures(
     let pl = &cfg.params.plotting;
     let mut out = Vec::new();
     let raw: Vec<f64> = errors.iter().map(|&v| f64::from(v)).collect();
-    let cut = [Marker { x: pl.loss_cut, label: format!("loss_cut {}", pl.loss_cut) }];
-    let markers: &[Marker] = if t.mode == ThresholdMode::LossCut { &cut } else { &[] };
+    let cut = [Marker {
+        x: pl.loss_cut,
+        label: format!("loss_cut {}", pl.loss_cut),
+    }];
+    let markers: &[Marker] = if t.mode == ThresholdMode::LossCut {
+        &cut
+    } else {
+        &[]
+    };
     if pl.plot_mse_per_pixel {
         let p = dir.join("pixel_loss_histogram.png");
-        plot::histogram(&p, &Axes::new("Per-pixel reconstruction error", "error (mean over channels)", "pixels").log_y(), &raw, 100, markers)?;
+        plot::histogram(
+            &p,
+            &Axes::new(
+                "Per-pixel reconstruction error",
+                "error (mean over channels)",
+                "pixels",
+            )
+            .log_y(),
+            &raw,
+            100,
+            markers,
+        )?;
         out.push(p);
-        let logs: Vec<f64> = raw.iter().filter(|v| **v > 0.0).map(|v| v.log10()).collect();
-        let lm = [Marker { x: pl.loss_cut.max(1e-30).log10(), label: format!("log10 loss_cut {}", pl.loss_cut) }];
+        let logs: Vec<f64> = raw
+            .iter()
+            .filter(|v| **v > 0.0)
+            .map(|v| v.log10())
+            .collect();
+        let lm = [Marker {
+            x: pl.loss_cut.max(1e-30).log10(),
+            label: format!("log10 loss_cut {}", pl.loss_cut),
+        }];
         let p = dir.join("pixel_loss_log_histogram.png");
-        plot::histogram(&p, &Axes::new("Per-pixel reconstruction error (log10)", "log10 error", "pixels").log_y(), &logs, 100, if t.mode == ThresholdMode::LossCut { &lm } else { &[] })?;
+        plot::histogram(
+            &p,
+            &Axes::new(
+                "Per-pixel reconstruction error (log10)",
+                "log10 error",
+                "pixels",
+            )
+            .log_y(),
+            &logs,
+            100,
+            if t.mode == ThresholdMode::LossCut {
+                &lm
+            } else {
+                &[]
+            },
+        )?;
         out.push(p);
     }
-    let need_recon = pl.plot_abs_loss_per_pixel || pl.plot_distributions || pl.plot_pixel_predictions;
+    let need_recon =
+        pl.plot_abs_loss_per_pixel || pl.plot_distributions || pl.plot_pixel_predictions;
     if need_recon {
         let labels = input.labels.as_ref().map(|l| l.view());
         let (recon, scaled) = model.reconstruct_scaled(input.data.view(), labels)?;
@@ -613,26 +800,62 @@ fn write_figures(
                 })
                 .collect();
             let p = dir.join("combined_channel_loss_histogram.png");
-            plot::panel_histograms(&p, "Per-channel squared error", &Axes::new("", "squared error", "pixels").log_y(), &panels, 100)?;
+            plot::panel_histograms(
+                &p,
+                "Per-channel squared error",
+                &Axes::new("", "squared error", "pixels").log_y(),
+                &panels,
+                100,
+            )?;
             out.push(p);
         }
         let tv: Vec<f64> = scaled.iter().map(|&v| f64::from(v)).collect();
         let pv: Vec<f64> = recon.iter().map(|&v| f64::from(v)).collect();
         if pl.plot_distributions {
             for (file, title, sets) in [
-                ("prediction_distribution_log.png", "Predicted values", vec![("predicted".to_string(), pv.clone())]),
-                ("truth_distribution_log.png", "True (input) values", vec![("true".to_string(), tv.clone())]),
-                ("combined_distribution_log.png", "True vs predicted values", vec![("true".to_string(), tv.clone()), ("predicted".to_string(), pv.clone())]),
+                (
+                    "prediction_distribution_log.png",
+                    "Predicted values",
+                    vec![("predicted".to_string(), pv.clone())],
+                ),
+                (
+                    "truth_distribution_log.png",
+                    "True (input) values",
+                    vec![("true".to_string(), tv.clone())],
+                ),
+                (
+                    "combined_distribution_log.png",
+                    "True vs predicted values",
+                    vec![
+                        ("true".to_string(), tv.clone()),
+                        ("predicted".to_string(), pv.clone()),
+                    ],
+                ),
             ] {
                 let p = dir.join(file);
-                plot::overlaid_histograms(&p, &Axes::new(title, "value (scaled)", "count").log_y(), &sets, 100)?;
+                plot::overlaid_histograms(
+                    &p,
+                    &Axes::new(title, "value (scaled)", "count").log_y(),
+                    &sets,
+                    100,
+                )?;
                 out.push(p);
             }
         }
         if pl.plot_pixel_predictions {
             let pts: Vec<(f64, f64)> = tv.iter().copied().zip(pv.iter().copied()).collect();
             let p = dir.join("pixel_predictions.png");
-            plot::scatter(&p, &Axes::new("True vs predicted values", "true (scaled input)", "predicted"), &pts, true, 20_000)?;
+            plot::scatter(
+                &p,
+                &Axes::new(
+                    "True vs predicted values",
+                    "true (scaled input)",
+                    "predicted",
+                ),
+                &pts,
+                true,
+                20_000,
+            )?;
             out.push(p);
         }
     }
@@ -642,9 +865,17 @@ fn write_figures(
     Ok(out)
 }
 
-fn write_outputs(cfg: &Config, job: &DetectJob, ts: &TypeSummary, figures: &[PathBuf], summary: &mut Summary) -> anyhow::Result<()> {
+fn write_outputs(
+    cfg: &Config,
+    job: &DetectJob,
+    ts: &TypeSummary,
+    figures: &[PathBuf],
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
     let dir = &job.out_dir;
-    let mut csv = String::from("file,type,image_score,mean_score,verdict,anomalous_pixels,anomalous_percent,threshold_mode,pixel_threshold,image_threshold\n");
+    let mut csv = String::from(
+        "file,type,image_score,mean_score,verdict,anomalous_pixels,anomalous_percent,threshold_mode,pixel_threshold,image_threshold\n",
+    );
     for im in &ts.images {
         let _ = writeln!(
             csv,
@@ -661,7 +892,10 @@ fn write_outputs(cfg: &Config, job: &DetectJob, ts: &TypeSummary, figures: &[Pat
                 ThresholdMode::LossCut => "loss_cut",
             },
             ts.thresholds.pixel,
-            ts.thresholds.image.map(|v| format!("{v:.6}")).unwrap_or_default()
+            ts.thresholds
+                .image
+                .map(|v| format!("{v:.6}"))
+                .unwrap_or_default()
         );
     }
     let csv_path = dir.join("scores.csv");
@@ -681,7 +915,10 @@ fn write_outputs(cfg: &Config, job: &DetectJob, ts: &TypeSummary, figures: &[Pat
         .map(|im| {
             let o = overlays_dir.join(format!("anomaly_overlay_{}.png", im.index));
             ReportRow {
-                name: Path::new(&im.photo).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                name: Path::new(&im.photo)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 type_name: im.type_name.clone(),
                 score: im.score,
                 mean: im.mean_score,
@@ -694,16 +931,32 @@ fn write_outputs(cfg: &Config, job: &DetectJob, ts: &TypeSummary, figures: &[Pat
         .collect();
     let t = &ts.thresholds;
     let mut facts = vec![
-        ("model".to_string(), format!("{} ({})", ts.model, ts.model_kind)),
-        ("scoring".to_string(), format!("{:?}", t.scoring).to_lowercase()),
-        ("threshold mode".to_string(), format!("{:?}", t.mode).to_lowercase()),
+        (
+            "model".to_string(),
+            format!("{} ({})", ts.model, ts.model_kind),
+        ),
+        (
+            "scoring".to_string(),
+            format!("{:?}", t.scoring).to_lowercase(),
+        ),
+        (
+            "threshold mode".to_string(),
+            format!("{:?}", t.mode).to_lowercase(),
+        ),
         ("pixel threshold".to_string(), format!("{:.4}", t.pixel)),
-        ("image threshold".to_string(), t.image.map_or("any anomalous pixel".into(), |v| format!("{v:.4}"))),
+        (
+            "image threshold".to_string(),
+            t.image
+                .map_or("any anomalous pixel".into(), |v| format!("{v:.4}")),
+        ),
     ];
     if let Some(c) = &t.calibration {
         facts.push((
             "calibration".to_string(),
-            format!("{} held-out good image(s), leave-one-out: {}, std floor {:.3e}", c.images, c.leave_one_out, c.std_floor),
+            format!(
+                "{} held-out good image(s), leave-one-out: {}, std floor {:.3e}",
+                c.images, c.leave_one_out, c.std_floor
+            ),
         ));
     }
     if let Some(m) = &ts.metrics {
@@ -715,12 +968,18 @@ fn write_outputs(cfg: &Config, job: &DetectJob, ts: &TypeSummary, figures: &[Pat
         facts.push(("image F1-max".into(), f(m.image_f1_max)));
         facts.push(("masks found".into(), m.masks_found.to_string()));
     } else {
-        facts.push(("ground truth".into(), "none given (pass --truth DIR for ROC/PR/AUPRO)".into()));
+        facts.push((
+            "ground truth".into(),
+            "none given (pass --truth DIR for ROC/PR/AUPRO)".into(),
+        ));
     }
     let figs: Vec<String> = figures.iter().map(|f| rel(f)).collect();
     let config_text = std::fs::read_to_string(cfg.dir.join("parameters.yaml")).unwrap_or_default();
     let html = page(
-        &format!("pixal detect — {}", job.ty.as_deref().unwrap_or("all types")),
+        &format!(
+            "pixal detect — {}",
+            job.ty.as_deref().unwrap_or("all types")
+        ),
         &facts,
         &rows,
         &figs,
@@ -729,7 +988,11 @@ fn write_outputs(cfg: &Config, job: &DetectJob, ts: &TypeSummary, figures: &[Pat
     let html_path = dir.join("report.html");
     crate::io::atomic::write_bytes(&html_path, html.as_bytes())?;
     summary.output(&html_path);
-    log::info!("detect {}: report {}", job.ty.as_deref().unwrap_or("all types"), html_path.display());
+    log::info!(
+        "detect {}: report {}",
+        job.ty.as_deref().unwrap_or("all types"),
+        html_path.display()
+    );
     Ok(())
 }
 
@@ -748,13 +1011,20 @@ fn remove_stale_figures(figures: &Path, maps: &Path, with_truth: bool) {
     };
     remove_if(figures, &|name| {
         (name.starts_with("anomaly_overlay_") && name.ends_with(".png"))
-            || (!with_truth && ["roc_curve.png", "pr_curve.png", "confusion_matrix.png"].contains(&name))
+            || (!with_truth
+                && ["roc_curve.png", "pr_curve.png", "confusion_matrix.png"].contains(&name))
     });
-    remove_if(maps, &|name| name.ends_with("_anomaly.npy") || name.ends_with("_anomaly.png"));
+    remove_if(maps, &|name| {
+        name.ends_with("_anomaly.npy") || name.ends_with("_anomaly.png")
+    });
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 /// `p` relative to `base` when it lies below it (the common case), else `p` as given.

@@ -38,12 +38,21 @@ pub fn run(cfg: &Config, input: Option<&Path>) -> anyhow::Result<Summary> {
 
 /// Builds the training-side ML input of these (type, folder) pairs: one file per type, or one
 /// for all in one-hot mode.
-pub fn run_types(cfg: &Config, types: &[(String, PathBuf)], summary: &mut Summary) -> anyhow::Result<()> {
+pub fn run_types(
+    cfg: &Config,
+    types: &[(String, PathBuf)],
+    summary: &mut Summary,
+) -> anyhow::Result<()> {
     if cfg.params.model_training.one_hot_encoding {
         build(cfg, &Target::training(cfg, None), types, summary)?;
     } else {
         for t in types {
-            build(cfg, &Target::training(cfg, Some(&t.0)), std::slice::from_ref(t), summary)?;
+            build(
+                cfg,
+                &Target::training(cfg, Some(&t.0)),
+                std::slice::from_ref(t),
+                summary,
+            )?;
         }
     }
     Ok(())
@@ -135,7 +144,12 @@ impl Target {
     }
 
     /// The validation-side target of a type, re-using the training crop box.
-    pub fn validation(cfg: &Config, ty: Option<&str>, stored_crop: Option<CropBox>, label_types: Option<Vec<String>>) -> Target {
+    pub fn validation(
+        cfg: &Config,
+        ty: Option<&str>,
+        stored_crop: Option<CropBox>,
+        label_types: Option<Vec<String>>,
+    ) -> Target {
         let l = &cfg.layout;
         Target {
             label: format!("validate {}", ty.unwrap_or("all types (one-hot)")),
@@ -198,17 +212,23 @@ fn build_logged(
     let mut files: Vec<(usize, PathBuf)> = Vec::new();
     for (i, (name, dir)) in sources.iter().enumerate() {
         // A single image file is a one-image source (validate -i photo.jpg --type NAME).
-        let mut listed = if dir.is_file() { Ok(vec![dir.clone()]) } else { list_images(dir) };
+        let mut listed = if dir.is_file() {
+            Ok(vec![dir.clone()])
+        } else {
+            list_images(dir)
+        };
         // When earlier stages said which files they produced (validation), read only those: the
         // folder may still hold an earlier run's images.
         if !target.provenance.is_empty()
-            && let Ok(list) = listed.as_mut() {
-                list.retain(|p| target.provenance.contains_key(p));
-            }
+            && let Ok(list) = listed.as_mut()
+        {
+            list.retain(|p| target.provenance.contains_key(p));
+        }
         match listed {
-            Ok(list) if list.is_empty() => {
-                summary.fail(dir, format!("{}: no images in folder (type {name})", dir.display()))
-            }
+            Ok(list) if list.is_empty() => summary.fail(
+                dir,
+                format!("{}: no images in folder (type {name})", dir.display()),
+            ),
             Ok(list) => files.extend(list.into_iter().map(|p| (i, p))),
             Err(e) => summary.fail(dir, e),
         }
@@ -228,7 +248,9 @@ fn build_logged(
             let r = load_rgb8(path).map(|img| {
                 let bytes = img.as_raw().len();
                 let keep = budget
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(bytes))
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                        b.checked_sub(bytes)
+                    })
                     .is_ok();
                 Scanned {
                     type_index: *ti,
@@ -257,26 +279,28 @@ fn build_logged(
     let mut boxes: Vec<Option<CropBox>> = Vec::new();
     let size = common_size(&good).unwrap_or((0, 0));
     if let Some(stored) = target.stored_crop {
-        good.retain(|s| match crop::recenter(&stored, s.fg, s.size.0, s.size.1) {
-            Some(b) => {
-                boxes.push(Some(b));
-                true
-            }
-            None => {
-                summary.fail(
-                    &s.path,
-                    format!(
-                        "{}: image is {}x{}, smaller than the training crop box {}x{}",
-                        s.path.display(),
-                        s.size.0,
-                        s.size.1,
-                        stored.width(),
-                        stored.height()
-                    ),
-                );
-                false
-            }
-        });
+        good.retain(
+            |s| match crop::recenter(&stored, s.fg, s.size.0, s.size.1) {
+                Some(b) => {
+                    boxes.push(Some(b));
+                    true
+                }
+                None => {
+                    summary.fail(
+                        &s.path,
+                        format!(
+                            "{}: image is {}x{}, smaller than the training crop box {}x{}",
+                            s.path.display(),
+                            s.size.0,
+                            s.size.1,
+                            stored.width(),
+                            stored.height()
+                        ),
+                    );
+                    false
+                }
+            },
+        );
     } else {
         good.retain(|s| {
             if s.size == size {
@@ -297,7 +321,12 @@ fn build_logged(
         });
         let shared = if pp.zero_pruning {
             match good.iter().filter_map(|s| s.fg).reduce(crop::union) {
-                Some(bb) => Some(crop::padded(bb, pp.zero_pruning_padding as u32, size.0, size.1)),
+                Some(bb) => Some(crop::padded(
+                    bb,
+                    pp.zero_pruning_padding as u32,
+                    size.0,
+                    size.1,
+                )),
                 None if good.is_empty() => None,
                 None => {
                     summary.warn(format!(
@@ -313,7 +342,9 @@ fn build_logged(
         boxes = vec![shared; good.len()];
     }
     if good.is_empty() {
-        summary.warn(format!("make_input {label}: no usable image; no output written"));
+        summary.warn(format!(
+            "make_input {label}: no usable image; no output written"
+        ));
         return Ok(None);
     }
     if let Some(Some(b)) = boxes.first() {
@@ -416,7 +447,10 @@ fn build_logged(
             let prov = target.provenance.get(&s.path);
             RowSource {
                 file: s.path.display().to_string(),
-                photo: prov.map_or_else(|| s.path.display().to_string(), |p| p.photo.display().to_string()),
+                photo: prov.map_or_else(
+                    || s.path.display().to_string(),
+                    |p| p.photo.display().to_string(),
+                ),
                 type_name: sources[s.type_index].0.clone(),
                 crop_box: *b,
                 homography: prov.and_then(|p| p.homography),
@@ -429,7 +463,12 @@ fn build_logged(
         tool: "pixal".into(),
         version: crate::VERSION.into(),
         config_hash: cfg.hash.clone(),
-        mode: if target.ty.is_some() { "per_type" } else { "one_hot" }.into(),
+        mode: if target.ty.is_some() {
+            "per_type"
+        } else {
+            "one_hot"
+        }
+        .into(),
         types: type_names,
         preprocessor: RawPreprocessor {
             file_name: pp.file_name.clone(),
@@ -464,7 +503,10 @@ fn build_logged(
         pooled.0,
         pooled.1
     );
-    Ok(Some(Built { npz: npz_path, metadata: meta }))
+    Ok(Some(Built {
+        npz: npz_path,
+        metadata: meta,
+    }))
 }
 
 /// The most common image size (ties: the first in sorted order), so one odd photo sorted first

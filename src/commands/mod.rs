@@ -202,7 +202,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<Summary> {
         }
         Command::Validate(args) => {
             let cfg = load_config(&cli.config)?;
-            validate::run(&cfg, args.input.as_deref(), args.image_type.as_deref(), args.truth.as_deref())
+            validate::run(
+                &cfg,
+                args.input.as_deref(),
+                args.image_type.as_deref(),
+                args.truth.as_deref(),
+            )
         }
         Command::Detect(args) => {
             let cfg = load_config(&cli.config)?;

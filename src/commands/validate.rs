@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::align;
 use super::make_input::{Provenance, Target, build};
 use super::remove_bg::{self, Side};
-use super::align;
 use super::{Summary, UsageError, detect, discover_types};
 use crate::config::Config;
 use crate::io::metadata::{PreprocessingMetadata, read_yaml};
@@ -19,13 +19,22 @@ type Group = (Option<String>, Vec<(String, PathBuf)>);
 
 /// Runs validation on `input`: a folder of type folders, a folder of images (one type), or one
 /// image file with `image_type`.
-pub fn run(cfg: &Config, input: Option<&Path>, image_type: Option<&str>, truth: Option<&Path>) -> anyhow::Result<Summary> {
+pub fn run(
+    cfg: &Config,
+    input: Option<&Path>,
+    image_type: Option<&str>,
+    truth: Option<&Path>,
+) -> anyhow::Result<Summary> {
     let Some(input) = input else {
         return Err(UsageError("validate needs -i PATH: a folder with one sub-folder of new photos per type, or one photo with --type NAME".into()).into());
     };
     let types: Vec<(String, PathBuf)> = if input.is_file() {
         let Some(t) = image_type else {
-            return Err(UsageError(format!("{}: a single image needs --type NAME (the trained type to compare it with)", input.display())).into());
+            return Err(UsageError(format!(
+                "{}: a single image needs --type NAME (the trained type to compare it with)",
+                input.display()
+            ))
+            .into());
         };
         vec![(t.to_string(), input.to_path_buf())]
     } else {
@@ -33,7 +42,9 @@ pub fn run(cfg: &Config, input: Option<&Path>, image_type: Option<&str>, truth: 
         if let Some(only) = image_type {
             t.retain(|(n, _)| n == only);
             if t.is_empty() {
-                return Err(UsageError(format!("{}: no sub-folder named {only}", input.display())).into());
+                return Err(
+                    UsageError(format!("{}: no sub-folder named {only}", input.display())).into(),
+                );
             }
         }
         t
@@ -43,7 +54,10 @@ pub fn run(cfg: &Config, input: Option<&Path>, image_type: Option<&str>, truth: 
     let groups: Vec<Group> = if one_hot {
         vec![(None, types)]
     } else {
-        types.into_iter().map(|t| (Some(t.0.clone()), vec![t])).collect()
+        types
+            .into_iter()
+            .map(|t| (Some(t.0.clone()), vec![t]))
+            .collect()
     };
     for (ty, sources) in groups {
         let label = ty.clone().unwrap_or_else(|| "all types".into());
@@ -100,7 +114,11 @@ fn validate_group(
 
 /// Refuses validation when the configuration's make_input settings differ from those the model
 /// was trained with (the pooled grid or channels would not match).
-fn check_same_settings(cfg: &Config, meta: &PreprocessingMetadata, path: &Path) -> anyhow::Result<()> {
+fn check_same_settings(
+    cfg: &Config,
+    meta: &PreprocessingMetadata,
+    path: &Path,
+) -> anyhow::Result<()> {
     let pp = &cfg.params.preprocessing.preprocessor;
     let now: Vec<String> = pp.channels.iter().map(|c| c.name().to_string()).collect();
     let then: Vec<String> = match &meta.preprocessor.channels {
@@ -133,8 +151,12 @@ fn prepare(
     let src = if src.is_file() {
         let stage = cfg.layout.validate_type_root(Some(ty)).join("input");
         crate::io::atomic::create_dir_all(&stage)?;
-        let name = src.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        let bytes = std::fs::read(src).with_context(|| format!("{}: cannot read", src.display()))?;
+        let name = src
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        let bytes =
+            std::fs::read(src).with_context(|| format!("{}: cannot read", src.display()))?;
         crate::io::atomic::write_bytes(&stage.join(&name), &bytes)?;
         stage
     } else {
@@ -142,18 +164,35 @@ fn prepare(
     };
     let photos = crate::io::image::list_images(&src)?;
     let before = summary.processed;
-    let (removed, folders) = remove_bg::run_types(cfg, &[(ty.to_string(), src.clone())], Side::Validate, false)?;
+    let (removed, folders) =
+        remove_bg::run_types(cfg, &[(ty.to_string(), src.clone())], Side::Validate, false)?;
     summary.absorb(removed);
     summary.processed = before;
     let Some((_, bg_dir)) = folders.into_iter().next() else {
-        return Err(anyhow::anyhow!("no photo of {} came through background removal", src.display()));
+        return Err(anyhow::anyhow!(
+            "no photo of {} came through background removal",
+            src.display()
+        ));
     };
     // Background removal keeps each photo's (oriented) size, so its outputs stand for the photos.
     let mut by_output: HashMap<PathBuf, Provenance> = HashMap::new();
     for (i, photo) in photos.iter().enumerate() {
-        let out = bg_dir.join(remove_bg::output_name(ty, i, photo, cfg.params.preprocessing.rename_images, "no_bg"));
+        let out = bg_dir.join(remove_bg::output_name(
+            ty,
+            i,
+            photo,
+            cfg.params.preprocessing.rename_images,
+            "no_bg",
+        ));
         if let Ok(size) = image::image_dimensions(&out) {
-            by_output.insert(out, Provenance { photo: photo.clone(), homography: None, photo_size: size });
+            by_output.insert(
+                out,
+                Provenance {
+                    photo: photo.clone(),
+                    homography: None,
+                    photo_size: size,
+                },
+            );
         }
     }
     if !cfg.params.preprocessing.alignment.apply_alignment {
@@ -164,10 +203,16 @@ fn prepare(
     summary.processed = before;
     let mut prov = HashMap::new();
     for row in rows {
-        let Some(p) = by_output.get(Path::new(&row.source)) else { continue };
+        let Some(p) = by_output.get(Path::new(&row.source)) else {
+            continue;
+        };
         prov.insert(
             aligned_dir.join(&row.image),
-            Provenance { photo: p.photo.clone(), homography: Some(row.homography), photo_size: p.photo_size },
+            Provenance {
+                photo: p.photo.clone(),
+                homography: Some(row.homography),
+                photo_size: p.photo_size,
+            },
         );
     }
     Ok((aligned_dir, prov))

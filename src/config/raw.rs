@@ -137,7 +137,8 @@ pub struct RawAlignment {
     /// Minimum RANSAC inliers.
     #[serde(rename = "MIN_GOOD_MATCHES")]
     pub min_good_matches: i64,
-    /// pixal only: ORB keypoints per image (the original used SIFT and had no such key).
+    /// pixal only: ORB keypoints of a 1920x1080 image, scaled with the image area (the original
+    /// used SIFT and had no such key).
     pub n_features: i64,
     /// pixal only: refine each homography to sub-pixel accuracy on the image intensities
     /// (kept only when it scores a higher SSIM).

@@ -111,7 +111,7 @@ pub struct Alignment {
     pub max_mse_threshold: f64,
     /// Minimum RANSAC inliers.
     pub min_good_matches: usize,
-    /// ORB keypoints per image (>= 100; pixal only).
+    /// ORB keypoints of a 1920x1080 image, scaled with the area (>= 100; pixal only).
     pub n_features: usize,
     /// Sub-pixel intensity refinement of each homography (pixal only).
     pub refine: bool,
@@ -569,16 +569,23 @@ impl Parameters {
             scoring: cx.choice(
                 "detection.scoring",
                 &d.scoring,
-                &[("standardized", Scoring::Standardized), ("raw", Scoring::Raw)],
+                &[
+                    ("standardized", Scoring::Standardized),
+                    ("raw", Scoring::Raw),
+                ],
             )?,
             threshold: cx.choice(
                 "detection.threshold",
                 &d.threshold,
-                &[("auto", ThresholdMode::Auto), ("loss_cut", ThresholdMode::LossCut)],
+                &[
+                    ("auto", ThresholdMode::Auto),
+                    ("loss_cut", ThresholdMode::LossCut),
+                ],
             )?,
             pixel_quantile: d.pixel_quantile,
             image_margin: cx.positive("detection.image_margin", d.image_margin)?,
-            smoothing_sigma: cx.non_negative("detection.smoothing_sigma", d.smoothing_sigma)? as f32,
+            smoothing_sigma: cx.non_negative("detection.smoothing_sigma", d.smoothing_sigma)?
+                as f32,
         };
         Ok(Parameters {
             experiment_name: raw.experiment_name.clone(),
@@ -853,7 +860,10 @@ mod tests {
         let msg = parse("preprocessing:\n  alignment:\n    n_features: 10\n")
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("`preprocessing.alignment.n_features`"), "{msg}");
+        assert!(
+            msg.contains("`preprocessing.alignment.n_features`"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -948,7 +958,8 @@ mod tests {
         let p = parse("").unwrap();
         assert_eq!(p.detection.scoring, Scoring::Standardized);
         assert_eq!(p.detection.threshold, ThresholdMode::Auto);
-        let p = parse("detection:\n  scoring: raw\n  threshold: loss_cut\n  smoothing_sigma: 0\n").unwrap();
+        let p = parse("detection:\n  scoring: raw\n  threshold: loss_cut\n  smoothing_sigma: 0\n")
+            .unwrap();
         assert_eq!(p.detection.scoring, Scoring::Raw);
         assert_eq!(p.detection.threshold, ThresholdMode::LossCut);
         let msg = err("detection:\n  pixel_quantile: 1.5\n");
@@ -984,7 +995,10 @@ mod tests {
         assert!(msg.contains("or a path to a .onnx file"), "{msg}");
         assert!(msg.starts_with("parameters.yaml:3:"), "{msg}");
         let msg = err("preprocessing:\n  remove_background:\n    method: rembg\n");
-        assert!(msg.contains("expected one of: auto, onnx, classical"), "{msg}");
+        assert!(
+            msg.contains("expected one of: auto, onnx, classical"),
+            "{msg}"
+        );
         let msg = err("preprocessing:\n  remove_background:\n    cutout: naive\n");
         assert!(msg.contains("premultiplied, putalpha"), "{msg}");
     }

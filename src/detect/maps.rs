@@ -40,7 +40,12 @@ pub struct Geometry {
 /// crop box.
 fn frame_value(map: &[f32], g: &Geometry, fx: f64, fy: f64) -> f32 {
     let (x0, y0, cw, ch) = match g.crop {
-        Some(b) => (f64::from(b.x_min), f64::from(b.y_min), f64::from(b.width()), f64::from(b.height())),
+        Some(b) => (
+            f64::from(b.x_min),
+            f64::from(b.y_min),
+            f64::from(b.width()),
+            f64::from(b.height()),
+        ),
         None => (0.0, 0.0, f64::from(g.frame.0), f64::from(g.frame.1)),
     };
     let (cx, cy) = (fx - x0, fy - y0);
@@ -65,7 +70,10 @@ pub fn to_photo(map: &[f32], g: &Geometry) -> Array2<f32> {
                 if d.abs() < 1e-12 {
                     return 0.0;
                 }
-                ((m[0] * px + m[1] * py + m[2]) / d, (m[3] * px + m[4] * py + m[5]) / d)
+                (
+                    (m[0] * px + m[1] * py + m[2]) / d,
+                    (m[3] * px + m[4] * py + m[5]) / d,
+                )
             }
             None => (px, py),
         };
@@ -79,10 +87,18 @@ pub fn to_photo(map: &[f32], g: &Geometry) -> Array2<f32> {
 /// Encodes a score map as 16-bit gray: `min(max(score, 0) / scale, 1) * 65535`, rounded.
 pub fn to_gray16(map: &Array2<f32>, scale: f32) -> image::ImageBuffer<image::Luma<u16>, Vec<u16>> {
     let (h, w) = map.dim();
-    let s = if scale > 0.0 && scale.is_finite() { scale } else { 1.0 };
+    let s = if scale > 0.0 && scale.is_finite() {
+        scale
+    } else {
+        1.0
+    };
     image::ImageBuffer::from_fn(w as u32, h as u32, |x, y| {
         let v = map[[y as usize, x as usize]];
-        let v = if v.is_finite() { (v.max(0.0) / s).min(1.0) } else { 0.0 };
+        let v = if v.is_finite() {
+            (v.max(0.0) / s).min(1.0)
+        } else {
+            0.0
+        };
         image::Luma([(v * 65535.0).round() as u16])
     })
 }
@@ -98,7 +114,13 @@ mod tests {
         let g = Geometry {
             pooled: (2, 2),
             pool: 2,
-            crop: Some(CropBox { y_min: 1, y_max: 5, x_min: 3, x_max: 7, padding: 0 }),
+            crop: Some(CropBox {
+                y_min: 1,
+                y_max: 5,
+                x_min: 3,
+                x_max: 7,
+                padding: 0,
+            }),
             frame: (10, 8),
             homography: None,
             photo: (10, 8),
@@ -120,10 +142,20 @@ mod tests {
     fn homography_shift_moves_the_map() {
         // The photo is the reference shifted by +2 in x: H maps photo x to x - 2.
         let map = [0.0, 0.0, 0.0, 5.0];
-        let g0 = Geometry { pooled: (2, 2), pool: 1, crop: None, frame: (2, 2), homography: None, photo: (4, 2) };
+        let g0 = Geometry {
+            pooled: (2, 2),
+            pool: 1,
+            crop: None,
+            frame: (2, 2),
+            homography: None,
+            photo: (4, 2),
+        };
         let a = to_photo(&map, &g0);
         assert_eq!(a[[1, 1]], 5.0);
-        let g = Geometry { homography: Some([1.0, 0.0, -2.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]), ..g0 };
+        let g = Geometry {
+            homography: Some([1.0, 0.0, -2.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]),
+            ..g0
+        };
         let b = to_photo(&map, &g);
         assert_eq!(b[[1, 3]], 5.0);
         assert_eq!(b[[1, 1]], 0.0);

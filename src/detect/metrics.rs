@@ -28,7 +28,13 @@ pub struct PrPoint {
 /// Indices of `scores` sorted by descending score (NaN treated as the lowest score).
 fn order_desc(scores: &[f64]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
-    let key = |i: usize| if scores[i].is_nan() { f64::NEG_INFINITY } else { scores[i] };
+    let key = |i: usize| {
+        if scores[i].is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            scores[i]
+        }
+    };
     idx.sort_by(|&a, &b| key(b).total_cmp(&key(a)));
     idx
 }
@@ -43,16 +49,28 @@ pub fn roc_curve(scores: &[f64], labels: &[bool]) -> Option<Vec<RocPoint>> {
         return None;
     }
     let order = order_desc(&scores[..n]);
-    let mut pts = vec![RocPoint { threshold: f64::INFINITY, fpr: 0.0, tpr: 0.0 }];
+    let mut pts = vec![RocPoint {
+        threshold: f64::INFINITY,
+        fpr: 0.0,
+        tpr: 0.0,
+    }];
     let (mut tp, mut fp) = (0usize, 0usize);
     let mut i = 0;
     while i < n {
         let s = scores[order[i]];
         while i < n && (scores[order[i]] == s || (s.is_nan() && scores[order[i]].is_nan())) {
-            if labels[order[i]] { tp += 1 } else { fp += 1 }
+            if labels[order[i]] {
+                tp += 1
+            } else {
+                fp += 1
+            }
             i += 1;
         }
-        pts.push(RocPoint { threshold: s, fpr: fp as f64 / neg as f64, tpr: tp as f64 / pos as f64 });
+        pts.push(RocPoint {
+            threshold: s,
+            fpr: fp as f64 / neg as f64,
+            tpr: tp as f64 / pos as f64,
+        });
     }
     Some(pts)
 }
@@ -90,7 +108,11 @@ pub fn pr_curve(scores: &[f64], labels: &[bool]) -> Option<Vec<PrPoint>> {
     while i < n {
         let s = scores[order[i]];
         while i < n && (scores[order[i]] == s || (s.is_nan() && scores[order[i]].is_nan())) {
-            if labels[order[i]] { tp += 1 } else { fp += 1 }
+            if labels[order[i]] {
+                tp += 1
+            } else {
+                fp += 1
+            }
             i += 1;
         }
         pts.push(PrPoint {
@@ -180,7 +202,11 @@ pub fn aupro(images: &[ScoredMask<'_>], max_fpr: f64) -> Option<f64> {
             if let Some(r) = region {
                 region_sizes[r as usize] += 1;
             }
-            let s = if score.is_nan() { f32::NEG_INFINITY } else { score };
+            let s = if score.is_nan() {
+                f32::NEG_INFINITY
+            } else {
+                score
+            };
             pixels.push((s, region));
         }
     }
@@ -207,7 +233,11 @@ pub fn aupro(images: &[ScoredMask<'_>], max_fpr: f64) -> Option<f64> {
         if fpr > max_fpr {
             // Interpolate the curve at exactly max_fpr.
             let (x0, y0) = *curve.last().unwrap_or(&(0.0, 0.0));
-            let y = if fpr > x0 { y0 + (pro - y0) * (max_fpr - x0) / (fpr - x0) } else { pro };
+            let y = if fpr > x0 {
+                y0 + (pro - y0) * (max_fpr - x0) / (fpr - x0)
+            } else {
+                pro
+            };
             curve.push((max_fpr, y));
             break;
         }
@@ -223,11 +253,20 @@ mod tests {
     #[test]
     fn auroc_of_hand_cases() {
         // Perfect separation.
-        assert_eq!(auroc(&[0.9, 0.8, 0.1, 0.2], &[true, true, false, false]), Some(1.0));
+        assert_eq!(
+            auroc(&[0.9, 0.8, 0.1, 0.2], &[true, true, false, false]),
+            Some(1.0)
+        );
         // Perfectly wrong.
-        assert_eq!(auroc(&[0.1, 0.2, 0.9, 0.8], &[true, true, false, false]), Some(0.0));
+        assert_eq!(
+            auroc(&[0.1, 0.2, 0.9, 0.8], &[true, true, false, false]),
+            Some(0.0)
+        );
         // One of four pairs mis-ordered: 3/4.
-        assert_eq!(auroc(&[0.9, 0.3, 0.5, 0.1], &[true, true, false, false]), Some(0.75));
+        assert_eq!(
+            auroc(&[0.9, 0.3, 0.5, 0.1], &[true, true, false, false]),
+            Some(0.75)
+        );
         // All tied: chance.
         assert_eq!(auroc(&[0.5; 4], &[true, false, true, false]), Some(0.5));
         // Undefined without both classes.
@@ -237,14 +276,24 @@ mod tests {
     #[test]
     fn auroc_equals_mann_whitney_on_random_data() {
         let mut r = crate::demo::Rng::new(5);
-        let scores: Vec<f64> = (0..300).map(|_| (r.uniform(0.0, 10.0) as f64).round()).collect();
-        let labels: Vec<bool> = (0..300).map(|i| r.uniform(0.0, 1.0) < 0.3 + (scores[i] / 30.0) as f32).collect();
+        let scores: Vec<f64> = (0..300)
+            .map(|_| (r.uniform(0.0, 10.0) as f64).round())
+            .collect();
+        let labels: Vec<bool> = (0..300)
+            .map(|i| r.uniform(0.0, 1.0) < 0.3 + (scores[i] / 30.0) as f32)
+            .collect();
         let (mut wins, mut pairs) = (0.0, 0.0);
         for i in 0..300 {
             for j in 0..300 {
                 if labels[i] && !labels[j] {
                     pairs += 1.0;
-                    wins += if scores[i] > scores[j] { 1.0 } else if scores[i] == scores[j] { 0.5 } else { 0.0 };
+                    wins += if scores[i] > scores[j] {
+                        1.0
+                    } else if scores[i] == scores[j] {
+                        0.5
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
@@ -256,7 +305,11 @@ mod tests {
     fn f1_max_of_a_hand_case() {
         // Threshold 0.8 -> tp 2, fp 0, fn 1: P 1, R 2/3, F1 0.8. Threshold 0.3 -> tp 3 fp 1:
         // P 0.75, R 1, F1 6/7 = 0.857.
-        let (f1, t) = f1_max(&[0.9, 0.8, 0.4, 0.3, 0.1], &[true, true, false, true, false]).unwrap();
+        let (f1, t) = f1_max(
+            &[0.9, 0.8, 0.4, 0.3, 0.1],
+            &[true, true, false, true, false],
+        )
+        .unwrap();
         assert!((f1 - 6.0 / 7.0).abs() < 1e-12);
         assert_eq!(t, 0.3);
     }
@@ -281,20 +334,42 @@ mod tests {
         // PRO reaches 1 at FPR 0, so AUPRO = 1.
         let mask = [true, true, false, false, false, false, false, true, false];
         let scores = [0.9, 0.8, 0.1, 0.2, 0.1, 0.0, 0.3, 0.95, 0.05];
-        let im = ScoredMask { scores: &scores, mask: &mask, width: 3 };
+        let im = ScoredMask {
+            scores: &scores,
+            mask: &mask,
+            width: 3,
+        };
         assert!((aupro(std::slice::from_ref(&im), 0.3).unwrap() - 1.0).abs() < 1e-12);
         // Region scores all below every normal pixel: PRO stays 0 until FPR = 1 -> AUPRO 0.
         let low = [0.0, 0.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.5];
-        let im = ScoredMask { scores: &low, mask: &mask, width: 3 };
+        let im = ScoredMask {
+            scores: &low,
+            mask: &mask,
+            width: 3,
+        };
         assert_eq!(aupro(&[im], 0.3).unwrap(), 0.0);
         // Half of the 2-pixel region above all normals, the rest below: PRO = (0.5 + 0) / 2 =
         // 0.25 at FPR 0 until FPR 1 -> normalised AUPRO 0.25.
         let half = [0.9, 0.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.5];
-        let im = ScoredMask { scores: &half, mask: &mask, width: 3 };
+        let im = ScoredMask {
+            scores: &half,
+            mask: &mask,
+            width: 3,
+        };
         assert!((aupro(&[im], 0.3).unwrap() - 0.25).abs() < 1e-12);
         // No regions: undefined.
         let none = [false; 9];
-        assert!(aupro(&[ScoredMask { scores: &scores, mask: &none, width: 3 }], 0.3).is_none());
+        assert!(
+            aupro(
+                &[ScoredMask {
+                    scores: &scores,
+                    mask: &none,
+                    width: 3
+                }],
+                0.3
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -305,12 +380,20 @@ mod tests {
         let mut mask = vec![false; 10];
         scores.push(0.65);
         mask.push(true);
-        let im = ScoredMask { scores: &scores, mask: &mask, width: 11 };
+        let im = ScoredMask {
+            scores: &scores,
+            mask: &mask,
+            width: 11,
+        };
         assert_eq!(aupro(&[im], 0.3).unwrap(), 0.0);
         // Region between the 2nd and 3rd: PRO 1 from FPR 0.2 to 0.3 -> area 0.1 / 0.3.
         let mut s2 = scores.clone();
         s2[10] = 0.85;
-        let im = ScoredMask { scores: &s2, mask: &mask, width: 11 };
+        let im = ScoredMask {
+            scores: &s2,
+            mask: &mask,
+            width: 11,
+        };
         assert!((aupro(&[im], 0.3).unwrap() - 1.0 / 3.0).abs() < 1e-9);
     }
 }

@@ -117,7 +117,13 @@ pub fn quantile(values: &[f32], q: f64) -> f64 {
 
 /// Scores one error map: standardised with (mean, std) when scoring is standardised, then
 /// smoothed. `shape` is the pooled (height, width).
-pub fn score_map(error: &[f32], mean: &[f32], std: &[f32], shape: (usize, usize), s: &ScoreSettings) -> Vec<f32> {
+pub fn score_map(
+    error: &[f32],
+    mean: &[f32],
+    std: &[f32],
+    shape: (usize, usize),
+    s: &ScoreSettings,
+) -> Vec<f32> {
     let z: Vec<f32> = match s.scoring {
         Scoring::Raw => error.to_vec(),
         Scoring::Standardized => error
@@ -134,11 +140,18 @@ pub fn image_score(map: &[f32]) -> (f32, f32) {
     let finite = map.iter().copied().filter(|v| v.is_finite());
     let max = finite.clone().fold(f32::NEG_INFINITY, f32::max);
     let (sum, n) = finite.fold((0f64, 0usize), |(s, n), v| (s + f64::from(v), n + 1));
-    (if n == 0 { 0.0 } else { max }, if n == 0 { 0.0 } else { (sum / n as f64) as f32 })
+    (
+        if n == 0 { 0.0 } else { max },
+        if n == 0 { 0.0 } else { (sum / n as f64) as f32 },
+    )
 }
 
 /// Calibrates on the held-out good images' error maps (N, P).
-pub fn calibrate(val: ArrayView2<'_, f32>, shape: (usize, usize), s: &ScoreSettings) -> Calibration {
+pub fn calibrate(
+    val: ArrayView2<'_, f32>,
+    shape: (usize, usize),
+    s: &ScoreSettings,
+) -> Calibration {
     let n = val.dim().0;
     let (mean, raw_std) = pixel_stats(val, None);
     let floor = median(&raw_std).max(1e-12);
@@ -158,11 +171,18 @@ pub fn calibrate(val: ArrayView2<'_, f32>, shape: (usize, usize), s: &ScoreSetti
         image_scores.push(image_score(&map).0);
         pixel_scores.extend(map);
     }
-    let max_image = image_scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max_image = image_scores
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     Calibration {
         images: n,
         pixel_threshold: quantile(&pixel_scores, s.pixel_quantile),
-        image_threshold: if n == 0 { f64::INFINITY } else { f64::from(max_image) * s.image_margin },
+        image_threshold: if n == 0 {
+            f64::INFINITY
+        } else {
+            f64::from(max_image) * s.image_margin
+        },
         mean,
         std,
         std_floor: floor,
@@ -176,7 +196,9 @@ pub fn gaussian_blur(map: &[f32], (h, w): (usize, usize), sigma: f32) -> Vec<f32
         return map.to_vec();
     }
     let r = (3.0 * sigma).ceil() as i64;
-    let k: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
     let ks: f32 = k.iter().sum();
     let k: Vec<f32> = k.iter().map(|v| v / ks).collect();
     let mut tmp = vec![0f32; h * w];
@@ -220,7 +242,12 @@ mod tests {
     use ndarray::Array2;
 
     fn settings(scoring: Scoring) -> ScoreSettings {
-        ScoreSettings { scoring, smoothing_sigma: 0.0, pixel_quantile: 0.99, image_margin: 1.0 }
+        ScoreSettings {
+            scoring,
+            smoothing_sigma: 0.0,
+            pixel_quantile: 0.99,
+            image_margin: 1.0,
+        }
     }
 
     #[test]
@@ -233,14 +260,22 @@ mod tests {
     #[test]
     fn standardised_scores_use_per_pixel_stats() {
         // 4 good maps of 3 pixels: pixel 0 constant 1, pixel 1 in {0, 2}, pixel 2 in {0, 4}.
-        let val = Array2::from_shape_vec((4, 3), vec![1., 0., 0., 1., 2., 4., 1., 0., 0., 1., 2., 4.]).unwrap();
+        let val =
+            Array2::from_shape_vec((4, 3), vec![1., 0., 0., 1., 2., 4., 1., 0., 0., 1., 2., 4.])
+                .unwrap();
         let cal = calibrate(val.view(), (1, 3), &settings(Scoring::Standardized));
         assert_eq!(cal.mean, vec![1.0, 1.0, 2.0]);
         // std: 0, 1, 2 -> floor = median = 1 -> 1, 1, 2.
         assert_eq!(cal.std_floor, 1.0);
         assert_eq!(cal.std, vec![1.0, 1.0, 2.0]);
         assert!(cal.leave_one_out);
-        let z = score_map(&[2.0, 3.0, 2.0], &cal.mean, &cal.std, (1, 3), &settings(Scoring::Standardized));
+        let z = score_map(
+            &[2.0, 3.0, 2.0],
+            &cal.mean,
+            &cal.std,
+            (1, 3),
+            &settings(Scoring::Standardized),
+        );
         assert_eq!(z, vec![1.0, 2.0, 0.0]);
         assert_eq!(image_score(&z), (2.0, 1.0));
     }
@@ -248,7 +283,11 @@ mod tests {
     #[test]
     fn blur_preserves_constants_and_mass_in_the_middle() {
         let m = vec![3.0f32; 25];
-        assert!(gaussian_blur(&m, (5, 5), 1.0).iter().all(|v| (v - 3.0).abs() < 1e-5));
+        assert!(
+            gaussian_blur(&m, (5, 5), 1.0)
+                .iter()
+                .all(|v| (v - 3.0).abs() < 1e-5)
+        );
         let mut d = vec![0f32; 81];
         d[40] = 1.0;
         let b = gaussian_blur(&d, (9, 9), 0.8);

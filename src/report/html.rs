@@ -27,12 +27,21 @@ pub struct ReportRow {
 
 /// Escapes text for HTML.
 pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Builds the page. `facts` are (name, value) lines shown at the top (thresholds, metrics),
 /// `figures` PNG paths relative to the report, `config` the YAML text used.
-pub fn page(title: &str, facts: &[(String, String)], rows: &[ReportRow], figures: &[String], config: &str) -> String {
+pub fn page(
+    title: &str,
+    facts: &[(String, String)],
+    rows: &[ReportRow],
+    figures: &[String],
+    config: &str,
+) -> String {
     let mut sorted: Vec<&ReportRow> = rows.iter().collect();
     sorted.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut h = String::new();
@@ -47,9 +56,18 @@ th{{background:#eee}} .bad{{background:#fdd;font-weight:bold}} .good{{background
         t = esc(title)
     );
     let anomalous = rows.iter().filter(|r| r.verdict == "anomalous").count();
-    let _ = writeln!(h, "<p><b>{anomalous}</b> of <b>{}</b> image(s) anomalous.", rows.len());
+    let _ = writeln!(
+        h,
+        "<p><b>{anomalous}</b> of <b>{}</b> image(s) anomalous.",
+        rows.len()
+    );
     if let Some(w) = sorted.first() {
-        let _ = writeln!(h, " Worst: <b>{}</b> (score {:.3}).</p>", esc(&w.name), w.score);
+        let _ = writeln!(
+            h,
+            " Worst: <b>{}</b> (score {:.3}).</p>",
+            esc(&w.name),
+            w.score
+        );
     }
     h.push_str("<table>\n");
     for (k, v) in facts {
@@ -57,7 +75,11 @@ th{{background:#eee}} .bad{{background:#fdd;font-weight:bold}} .good{{background
     }
     h.push_str("</table>\n<h2>Images (worst first)</h2>\n<table>\n<tr><th>#</th><th>image</th><th>type</th><th>score</th><th>mean</th><th>anomalous pixels %</th><th>verdict</th><th>truth</th><th>overlay</th></tr>\n");
     for (i, r) in sorted.iter().enumerate() {
-        let cls = if r.verdict == "anomalous" { "bad" } else { "good" };
+        let cls = if r.verdict == "anomalous" {
+            "bad"
+        } else {
+            "good"
+        };
         let worst = if i == 0 { " class=\"worst\"" } else { "" };
         let truth = match r.truth {
             Some(true) => "defective",
@@ -67,7 +89,12 @@ th{{background:#eee}} .bad{{background:#fdd;font-weight:bold}} .good{{background
         let thumb = r
             .overlay
             .as_ref()
-            .map(|o| format!("<a href=\"{0}\"><img class=\"thumb\" src=\"{0}\" alt=\"overlay\"></a>", esc(o)))
+            .map(|o| {
+                format!(
+                    "<a href=\"{0}\"><img class=\"thumb\" src=\"{0}\" alt=\"overlay\"></a>",
+                    esc(o)
+                )
+            })
             .unwrap_or_default();
         let _ = writeln!(
             h,
@@ -85,10 +112,18 @@ th{{background:#eee}} .bad{{background:#fdd;font-weight:bold}} .good{{background
     if !figures.is_empty() {
         h.push_str("<h2>Figures</h2>\n");
         for f in figures {
-            let _ = writeln!(h, "<div class=\"fig\"><a href=\"{0}\"><img src=\"{0}\" alt=\"{0}\"></a><br>{0}</div>", esc(f));
+            let _ = writeln!(
+                h,
+                "<div class=\"fig\"><a href=\"{0}\"><img src=\"{0}\" alt=\"{0}\"></a><br>{0}</div>",
+                esc(f)
+            );
         }
     }
-    let _ = write!(h, "<h2>Configuration used</h2>\n<pre>{}</pre>\n</body></html>\n", esc(config));
+    let _ = write!(
+        h,
+        "<h2>Configuration used</h2>\n<pre>{}</pre>\n</body></html>\n",
+        esc(config)
+    );
     h
 }
 
@@ -108,7 +143,13 @@ mod tests {
             overlay: None,
             truth: None,
         };
-        let p = page("run <1>", &[("threshold".into(), "3.5".into())], &[row("a.png", 1.0, "good"), row("b&.png", 9.0, "anomalous")], &[], "k: v");
+        let p = page(
+            "run <1>",
+            &[("threshold".into(), "3.5".into())],
+            &[row("a.png", 1.0, "good"), row("b&.png", 9.0, "anomalous")],
+            &[],
+            "k: v",
+        );
         assert!(p.contains("run &lt;1&gt;"));
         let b = p.find("b&amp;.png").unwrap();
         let a = p.rfind("a.png").unwrap();

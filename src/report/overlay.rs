@@ -43,7 +43,10 @@ pub fn blend(img: &RgbImage, map: &Array2<f32>, scale: f32, threshold: f32) -> R
 /// A gray image of a pooled (h, w) map of values in [0, 1].
 pub fn gray_from_map(values: &[f32], (h, w): (usize, usize)) -> RgbImage {
     RgbImage::from_fn(w as u32, h as u32, |x, y| {
-        let v = values.get(y as usize * w + x as usize).copied().unwrap_or(0.0);
+        let v = values
+            .get(y as usize * w + x as usize)
+            .copied()
+            .unwrap_or(0.0);
         let g = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
         Rgb([g, g, g])
     })
@@ -66,8 +69,15 @@ pub struct OverlayFigure<'a> {
 fn fit(img: &RgbImage, max_w: u32, max_h: u32) -> RgbImage {
     let (w, h) = img.dimensions();
     let s = (f64::from(max_w) / f64::from(w.max(1))).min(f64::from(max_h) / f64::from(h.max(1)));
-    let (nw, nh) = (((f64::from(w) * s) as u32).max(1), ((f64::from(h) * s) as u32).max(1));
-    let filter = if s > 1.0 { image::imageops::FilterType::Nearest } else { image::imageops::FilterType::Triangle };
+    let (nw, nh) = (
+        ((f64::from(w) * s) as u32).max(1),
+        ((f64::from(h) * s) as u32).max(1),
+    );
+    let filter = if s > 1.0 {
+        image::imageops::FilterType::Nearest
+    } else {
+        image::imageops::FilterType::Triangle
+    };
     image::imageops::resize(img, nw, nh, filter)
 }
 
@@ -79,16 +89,30 @@ pub fn save_overlay(path: &Path, f: &OverlayFigure<'_>) -> Result<(), PlotError>
     let (rw, rh) = right.dimensions();
     let size = (lw + rw + 200, lh.max(rh) + 110);
     render(path, size, |root| {
-        root.draw(&Text::new(f.title.clone(), (16, 12), ("sans-serif", 24).into_font()))
-            .map_err(|e| e.to_string())?;
+        root.draw(&Text::new(
+            f.title.clone(),
+            (16, 12),
+            ("sans-serif", 24).into_font(),
+        ))
+        .map_err(|e| e.to_string())?;
         let y0 = 80i32;
-        let panels = [(&left, 16i32, "photo: heat map, red = anomalous"), (&right, 16 + lw as i32 + 30, "pooled input the model saw")];
+        let panels = [
+            (&left, 16i32, "photo: heat map, red = anomalous"),
+            (&right, 16 + lw as i32 + 30, "pooled input the model saw"),
+        ];
         for (img, x0, caption) in panels {
-            root.draw(&Text::new(caption, (x0, y0 - 26), ("sans-serif", 17).into_font()))
-                .map_err(|e| e.to_string())?;
+            root.draw(&Text::new(
+                caption,
+                (x0, y0 - 26),
+                ("sans-serif", 17).into_font(),
+            ))
+            .map_err(|e| e.to_string())?;
             for (x, y, p) in img.enumerate_pixels() {
-                root.draw_pixel((x0 + x as i32, y0 + y as i32), &RGBColor(p.0[0], p.0[1], p.0[2]))
-                    .map_err(|e| e.to_string())?;
+                root.draw_pixel(
+                    (x0 + x as i32, y0 + y as i32),
+                    &RGBColor(p.0[0], p.0[1], p.0[2]),
+                )
+                .map_err(|e| e.to_string())?;
             }
         }
         // Colour bar from 0 to scale, with the threshold marked.
@@ -97,20 +121,38 @@ pub fn save_overlay(path: &Path, f: &OverlayFigure<'_>) -> Result<(), PlotError>
         for y in 0..bh {
             let t = 1.0 - y as f32 / (bh - 1).max(1) as f32;
             let v = t * f.scale;
-            let c = if v >= f.threshold { [255, 0, 0] } else { jet(t) };
-            root.draw(&Rectangle::new([(bx, y0 + y), (bx + 22, y0 + y + 1)], RGBColor(c[0], c[1], c[2]).filled()))
-                .map_err(|e| e.to_string())?;
-        }
-        root.draw(&Rectangle::new([(bx, y0), (bx + 22, y0 + bh)], BLACK.stroke_width(1)))
+            let c = if v >= f.threshold {
+                [255, 0, 0]
+            } else {
+                jet(t)
+            };
+            root.draw(&Rectangle::new(
+                [(bx, y0 + y), (bx + 22, y0 + y + 1)],
+                RGBColor(c[0], c[1], c[2]).filled(),
+            ))
             .map_err(|e| e.to_string())?;
+        }
+        root.draw(&Rectangle::new(
+            [(bx, y0), (bx + 22, y0 + bh)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(|e| e.to_string())?;
         for k in 0..=4 {
             let t = k as f32 / 4.0;
             let y = y0 + ((1.0 - t) * (bh - 1) as f32) as i32;
-            root.draw(&Text::new(format_tick(f64::from(t * f.scale)), (bx + 28, y - 8), ("sans-serif", 14).into_font()))
-                .map_err(|e| e.to_string())?;
-        }
-        root.draw(&Text::new("score", (bx - 4, y0 - 26), ("sans-serif", 16).into_font()))
+            root.draw(&Text::new(
+                format_tick(f64::from(t * f.scale)),
+                (bx + 28, y - 8),
+                ("sans-serif", 14).into_font(),
+            ))
             .map_err(|e| e.to_string())?;
+        }
+        root.draw(&Text::new(
+            "score",
+            (bx - 4, y0 - 26),
+            ("sans-serif", 16).into_font(),
+        ))
+        .map_err(|e| e.to_string())?;
         Ok(())
     })
 }

@@ -306,15 +306,33 @@ pub fn bin_counts(values: &[f64], bins: usize) -> (f64, f64, Vec<u64>) {
 
 /// A histogram of `values` in `bins` equal bins, with optional vertical markers (thresholds).
 /// With `axes.log_y` the counts are drawn on a log axis (empty bins left out).
-pub fn histogram(path: &Path, axes: &Axes, values: &[f64], bins: usize, markers: &[Marker]) -> Result<(), PlotError> {
-    let sets = [(format!("{} values", values.iter().filter(|v| v.is_finite()).count()), values.to_vec())];
-    render(path, SIZE, |root| draw_histograms(root, axes, &sets, bins, markers, 26))
+pub fn histogram(
+    path: &Path,
+    axes: &Axes,
+    values: &[f64],
+    bins: usize,
+    markers: &[Marker],
+) -> Result<(), PlotError> {
+    let sets = [(
+        format!("{} values", values.iter().filter(|v| v.is_finite()).count()),
+        values.to_vec(),
+    )];
+    render(path, SIZE, |root| {
+        draw_histograms(root, axes, &sets, bins, markers, 26)
+    })
 }
 
 /// Several histograms over one shared bin range, drawn semi-transparent on the same axes (for
 /// comparing distributions, e.g. true vs predicted values).
-pub fn overlaid_histograms(path: &Path, axes: &Axes, sets: &[(String, Vec<f64>)], bins: usize) -> Result<(), PlotError> {
-    render(path, SIZE, |root| draw_histograms(root, axes, sets, bins, &[], 26))
+pub fn overlaid_histograms(
+    path: &Path,
+    axes: &Axes,
+    sets: &[(String, Vec<f64>)],
+    bins: usize,
+) -> Result<(), PlotError> {
+    render(path, SIZE, |root| {
+        draw_histograms(root, axes, sets, bins, &[], 26)
+    })
 }
 
 /// One histogram panel per (name, values), in a grid, each with its own axes; the panel's name
@@ -332,11 +350,18 @@ pub fn panel_histograms(
     let size = (420 * cols as u32 + 40, 330 * rows as u32 + 60);
     render(path, size, |root| {
         let (top, body) = root.split_vertically(50);
-        top.draw(&Text::new(title.to_string(), (16, 12), ("sans-serif", 26).into_font()))
-            .map_err(|e| e.to_string())?;
+        top.draw(&Text::new(
+            title.to_string(),
+            (16, 12),
+            ("sans-serif", 26).into_font(),
+        ))
+        .map_err(|e| e.to_string())?;
         let areas = body.split_evenly((rows, cols));
         for ((name, values), area) in panels.iter().zip(areas.iter()) {
-            let a = Axes { title: name.clone(), ..axes.clone() };
+            let a = Axes {
+                title: name.clone(),
+                ..axes.clone()
+            };
             let sets = [(format!("{} values", values.len()), values.clone())];
             draw_histograms(area, &a, &sets, bins, &[], 18)?;
         }
@@ -394,21 +419,36 @@ fn draw_histograms(
             for (k, ((name, _), c)) in sets.iter().zip(&counts).enumerate() {
                 let colour = PALETTE[k % PALETTE.len()];
                 chart
-                    .draw_series(c.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, &n)| {
-                        let xa = lo + i as f64 * width;
-                        Rectangle::new([(xa, $floor), (xa + width, n as f64)], colour.mix(alpha).filled())
-                    }))
+                    .draw_series(
+                        c.iter()
+                            .enumerate()
+                            .filter(|(_, n)| **n > 0)
+                            .map(|(i, &n)| {
+                                let xa = lo + i as f64 * width;
+                                Rectangle::new(
+                                    [(xa, $floor), (xa + width, n as f64)],
+                                    colour.mix(alpha).filled(),
+                                )
+                            }),
+                    )
                     .map_err(|e| e.to_string())?
                     .label(name.as_str())
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], colour.filled()));
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 6), (x + 20, y + 6)], colour.filled())
+                    });
             }
             for (i, m) in markers.iter().enumerate() {
                 let c = PALETTE[(i + 3) % PALETTE.len()];
                 chart
-                    .draw_series(LineSeries::new(vec![(m.x, $floor), (m.x, max_count * 1.05)], c.stroke_width(3)))
+                    .draw_series(LineSeries::new(
+                        vec![(m.x, $floor), (m.x, max_count * 1.05)],
+                        c.stroke_width(3),
+                    ))
                     .map_err(|e| e.to_string())?
                     .label(m.label.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3))
+                    });
             }
             chart
                 .configure_series_labels()
@@ -428,7 +468,8 @@ fn draw_histograms(
         );
     } else {
         body!(
-            b.build_cartesian_2d(x0..x1, 0.0..max_count * 1.08).map_err(|e| e.to_string())?,
+            b.build_cartesian_2d(x0..x1, 0.0..max_count * 1.08)
+                .map_err(|e| e.to_string())?,
             0.0
         );
     }
@@ -438,8 +479,12 @@ fn draw_histograms(
 /// A 2x2 confusion matrix `[[tn, fp], [fn, tp]]` with counts and row percentages.
 pub fn confusion_matrix(path: &Path, title: &str, m: [[u64; 2]; 2]) -> Result<(), PlotError> {
     render(path, (640, 560), |root| {
-        root.draw(&Text::new(title.to_string(), (16, 12), ("sans-serif", 24).into_font()))
-            .map_err(|e| e.to_string())?;
+        root.draw(&Text::new(
+            title.to_string(),
+            (16, 12),
+            ("sans-serif", 24).into_font(),
+        ))
+        .map_err(|e| e.to_string())?;
         let (x0, y0, cell) = (170i32, 110i32, 200i32);
         let max = m.iter().flatten().copied().max().unwrap_or(0).max(1) as f32;
         let names = ["good", "anomalous"];
@@ -449,28 +494,62 @@ pub fn confusion_matrix(path: &Path, title: &str, m: [[u64; 2]; 2]) -> Result<()
                 let t = v as f32 / max;
                 let col = super::colormap::viridis(t);
                 let (x, y) = (x0 + c as i32 * cell, y0 + r as i32 * cell);
-                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], RGBColor(col[0], col[1], col[2]).filled()))
-                    .map_err(|e| e.to_string())?;
-                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], BLACK.stroke_width(1)))
-                    .map_err(|e| e.to_string())?;
-                let pct = if total > 0 { 100.0 * v as f64 / total as f64 } else { 0.0 };
-                let text_col = if t > 0.6 { BLACK } else { WHITE };
-                root.draw(&Text::new(format!("{v}"), (x + cell / 2 - 20, y + cell / 2 - 24), ("sans-serif", 34).into_font().color(&text_col)))
-                    .map_err(|e| e.to_string())?;
-                root.draw(&Text::new(format!("{pct:.1}%"), (x + cell / 2 - 28, y + cell / 2 + 16), ("sans-serif", 18).into_font().color(&text_col)))
-                    .map_err(|e| e.to_string())?;
-            }
-            root.draw(&Text::new(names[r], (x0 - 110, y0 + r as i32 * cell + cell / 2 - 10), ("sans-serif", 20).into_font()))
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    RGBColor(col[0], col[1], col[2]).filled(),
+                ))
                 .map_err(|e| e.to_string())?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+                let pct = if total > 0 {
+                    100.0 * v as f64 / total as f64
+                } else {
+                    0.0
+                };
+                let text_col = if t > 0.6 { BLACK } else { WHITE };
+                root.draw(&Text::new(
+                    format!("{v}"),
+                    (x + cell / 2 - 20, y + cell / 2 - 24),
+                    ("sans-serif", 34).into_font().color(&text_col),
+                ))
+                .map_err(|e| e.to_string())?;
+                root.draw(&Text::new(
+                    format!("{pct:.1}%"),
+                    (x + cell / 2 - 28, y + cell / 2 + 16),
+                    ("sans-serif", 18).into_font().color(&text_col),
+                ))
+                .map_err(|e| e.to_string())?;
+            }
+            root.draw(&Text::new(
+                names[r],
+                (x0 - 110, y0 + r as i32 * cell + cell / 2 - 10),
+                ("sans-serif", 20).into_font(),
+            ))
+            .map_err(|e| e.to_string())?;
         }
         for (c, n) in names.iter().enumerate() {
-            root.draw(&Text::new(*n, (x0 + c as i32 * cell + cell / 2 - 40, y0 - 30), ("sans-serif", 20).into_font()))
-                .map_err(|e| e.to_string())?;
+            root.draw(&Text::new(
+                *n,
+                (x0 + c as i32 * cell + cell / 2 - 40, y0 - 30),
+                ("sans-serif", 20).into_font(),
+            ))
+            .map_err(|e| e.to_string())?;
         }
-        root.draw(&Text::new("predicted", (x0 + cell - 40, y0 - 62), ("sans-serif", 20).into_font()))
-            .map_err(|e| e.to_string())?;
-        root.draw(&Text::new("true", (20, y0 + cell - 10), ("sans-serif", 20).into_font()))
-            .map_err(|e| e.to_string())?;
+        root.draw(&Text::new(
+            "predicted",
+            (x0 + cell - 40, y0 - 62),
+            ("sans-serif", 20).into_font(),
+        ))
+        .map_err(|e| e.to_string())?;
+        root.draw(&Text::new(
+            "true",
+            (20, y0 + cell - 10),
+            ("sans-serif", 20).into_font(),
+        ))
+        .map_err(|e| e.to_string())?;
         Ok(())
     })
 }
