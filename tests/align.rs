@@ -5,6 +5,8 @@
 //! `sweep_real_photo` (ignored) is the benchmark behind `bench/align.sh`: it prints accuracy
 //! and timing over many homographies.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -312,18 +314,7 @@ struct Project {
 
 impl Project {
     fn new() -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("configs");
-        std::fs::create_dir_all(&cfg).unwrap();
-        for f in ["parameters.yaml", "paths.yaml"] {
-            std::fs::copy(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("configs")
-                    .join(f),
-                cfg.join(f),
-            )
-            .unwrap();
-        }
+        let dir = common::temp_project();
         Project { dir }
     }
 
@@ -332,10 +323,7 @@ impl Project {
     }
 
     fn edit_params(&self, from: &str, to: &str) {
-        let p = self.path().join("configs/parameters.yaml");
-        let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains(from), "{from} not in parameters.yaml");
-        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+        common::edit_params(self.path(), from, to);
     }
 
     fn run(&self, args: &[&str]) -> (i32, String) {

@@ -1,6 +1,8 @@
 //! Command-line tests: the `pixal` binary run in temporary folders, checking exit codes, the
 //! messages users see, and the files (with their values) that stages write.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,18 +19,7 @@ struct Project {
 
 impl Project {
     fn new() -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("configs");
-        std::fs::create_dir_all(&cfg).unwrap();
-        for f in ["parameters.yaml", "paths.yaml"] {
-            std::fs::copy(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("configs")
-                    .join(f),
-                cfg.join(f),
-            )
-            .unwrap();
-        }
+        let dir = common::temp_project();
         Project { dir }
     }
 
@@ -37,10 +28,7 @@ impl Project {
     }
 
     fn edit_params(&self, from: &str, to: &str) {
-        let p = self.path().join("configs/parameters.yaml");
-        let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains(from), "{from} not in parameters.yaml");
-        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+        common::edit_params(self.path(), from, to);
     }
 
     /// Runs pixal with the project folder as working directory.

@@ -6,6 +6,8 @@
 //! The ONNX Runtime tests need the library (the onnxruntime Python wheel). Without it they are
 //! skipped, except where PIXAL_REQUIRE_ORT is set (CI sets it): there a missing library fails.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -255,18 +257,7 @@ struct Project {
 
 impl Project {
     fn new() -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("configs");
-        std::fs::create_dir_all(&cfg).unwrap();
-        for f in ["parameters.yaml", "paths.yaml"] {
-            std::fs::copy(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("configs")
-                    .join(f),
-                cfg.join(f),
-            )
-            .unwrap();
-        }
+        let dir = common::temp_project();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
         Project { dir }
     }

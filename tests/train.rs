@@ -2,6 +2,8 @@
 //! (loss goes down, seeds reproduce, one-hot trains, saved models reload and give the same
 //! maps), pixel_stats against numpy, and `pixal train` on make_input's output.
 
+mod common;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -302,19 +304,9 @@ fn part_image(i: u32, colour: [u8; 3]) -> image::RgbImage {
 
 #[test]
 fn cli_trains_every_type_from_make_input_output() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::temp_project();
     let root = tmp.path();
     let cfg = root.join("configs");
-    std::fs::create_dir_all(&cfg).unwrap();
-    for f in ["parameters.yaml", "paths.yaml"] {
-        std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("configs")
-                .join(f),
-            cfg.join(f),
-        )
-        .unwrap();
-    }
     let pf = cfg.join("parameters.yaml");
     let text = std::fs::read_to_string(&pf)
         .unwrap()
