@@ -126,31 +126,8 @@ const COPPER: [f32; 3] = [215.0, 140.0, 80.0];
 const GOLD: [f32; 3] = [235.0, 195.0, 95.0];
 const INK: [f32; 3] = [235.0, 235.0, 225.0];
 
-/// SplitMix64: a tiny, well-mixed, seedable generator (the demo needs nothing stronger).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [lo, hi).
-    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * u
-    }
-}
+/// The demo's generator (seeded from `--seed`).
+pub type Rng = crate::rng::SplitMix64;
 
 fn hash2(x: i64, y: i64, seed: u64) -> u64 {
     let mut r = Rng::new(

@@ -24,6 +24,7 @@ pub mod logging;
 pub mod model;
 pub mod preprocess;
 pub mod report;
+pub mod rng;
 
 /// The version of this tool, recorded in every metadata file it writes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -50,7 +50,7 @@ fn random_truth(
     scale: f64,
     persp: f64,
 ) -> Homography {
-    let mut u = || 2.0 * rng.unit() - 1.0;
+    let mut u = || 2.0 * rng.next_f64() - 1.0;
     compose(
         [w / 2.0, h / 2.0],
         rot * u(),
@@ -75,18 +75,18 @@ fn textured(w: u32, h: u32, seed: u64) -> RgbaImage {
         }
     }
     for k in 0..260 {
-        let cx = x0 + rng.unit() * (x1 - x0);
-        let cy = y0 + rng.unit() * (y1 - y0);
+        let cx = x0 + rng.next_f64() * (x1 - x0);
+        let cy = y0 + rng.next_f64() * (y1 - y0);
         let c = [
             (rng.below(200) + 55) as u8,
             (rng.below(200) + 55) as u8,
             (rng.below(200) + 55) as u8,
             255,
         ];
-        let size = 3.0 + rng.unit() * 0.04 * fw;
+        let size = 3.0 + rng.next_f64() * 0.04 * fw;
         match k % 3 {
             0 => {
-                let (rw, rh) = (size, size * (0.3 + rng.unit()));
+                let (rw, rh) = (size, size * (0.3 + rng.next_f64()));
                 for y in (cy - rh).max(0.0) as u32..((cy + rh) as u32).min(h) {
                     for x in (cx - rw).max(0.0) as u32..((cx + rw) as u32).min(w) {
                         img.put_pixel(x, y, Rgba(c));
@@ -106,7 +106,7 @@ fn textured(w: u32, h: u32, seed: u64) -> RgbaImage {
             }
             _ => {
                 let len = size * 3.0;
-                let (s, co) = (rng.unit() * std::f64::consts::PI).sin_cos();
+                let (s, co) = (rng.next_f64() * std::f64::consts::PI).sin_cos();
                 for t in 0..(len as i32) {
                     for o in -1..=1 {
                         let x = cx + co * t as f64 - s * o as f64;

@@ -55,21 +55,7 @@ pub fn run(cfg: &Config, input: Option<&Path>) -> anyhow::Result<Summary> {
 /// The background-removed folders of the types under the component's output tree.
 fn default_types(cfg: &Config) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let root = cfg.layout.component_root();
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(root) {
-        let mut names: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        for name in names {
-            let dir = cfg.layout.background_removed(Some(&name));
-            if list_images(&dir).is_ok_and(|v| !v.is_empty()) {
-                out.push((name, dir));
-            }
-        }
-    }
+    let out = super::type_image_folders(root, |name| cfg.layout.background_removed(Some(name)));
     if out.is_empty() {
         return Err(UsageError(format!(
             "no input given and no background-removed images found under {}; pass -i DIR (a component folder with one sub-folder per image type)",

@@ -62,25 +62,13 @@ pub fn run_types(
 fn default_types(cfg: &Config) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let root = cfg.layout.component_root();
     let aligned = cfg.params.preprocessing.alignment.apply_alignment;
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(root) {
-        let mut names: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        for name in names {
-            let dir = if aligned {
-                cfg.layout.aligned_images(Some(&name))
-            } else {
-                cfg.layout.background_removed(Some(&name))
-            };
-            if list_images(&dir).is_ok_and(|v| !v.is_empty()) {
-                out.push((name, dir));
-            }
+    let out = super::type_image_folders(root, |name| {
+        if aligned {
+            cfg.layout.aligned_images(Some(name))
+        } else {
+            cfg.layout.background_removed(Some(name))
         }
-    }
+    });
     if out.is_empty() {
         return Err(UsageError(format!(
             "no input given and no {} images found under {}; pass -i DIR (a component folder with one sub-folder per image type)",

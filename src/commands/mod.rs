@@ -270,6 +270,32 @@ pub fn discover_types(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     Ok(types)
 }
 
+/// The (type, folder) pairs of the type sub-folders of `root`, sorted by name, where
+/// `folder_of(type)` holds at least one image: how stages find their default input in the
+/// output tree of an earlier stage.
+pub fn type_image_folders(
+    root: &Path,
+    folder_of: impl Fn(&str) -> PathBuf,
+) -> Vec<(String, PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let dir = folder_of(&name);
+            (name, dir)
+        })
+        .filter(|(_, dir)| crate::io::image::list_images(dir).is_ok_and(|v| !v.is_empty()))
+        .collect()
+}
+
 fn has_images(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .map(|rd| {

@@ -48,30 +48,18 @@ pub fn roc_curve(scores: &[f64], labels: &[bool]) -> Option<Vec<RocPoint>> {
     if pos == 0 || neg == 0 {
         return None;
     }
-    let order = order_desc(&scores[..n]);
     let mut pts = vec![RocPoint {
         threshold: f64::INFINITY,
         fpr: 0.0,
         tpr: 0.0,
     }];
-    let (mut tp, mut fp) = (0usize, 0usize);
-    let mut i = 0;
-    while i < n {
-        let s = scores[order[i]];
-        while i < n && (scores[order[i]] == s || (s.is_nan() && scores[order[i]].is_nan())) {
-            if labels[order[i]] {
-                tp += 1
-            } else {
-                fp += 1
-            }
-            i += 1;
-        }
-        pts.push(RocPoint {
-            threshold: s,
+    pts.extend(
+        sweep(&scores[..n], &labels[..n]).map(|(threshold, tp, fp)| RocPoint {
+            threshold,
             fpr: fp as f64 / neg as f64,
             tpr: tp as f64 / pos as f64,
-        });
-    }
+        }),
+    );
     Some(pts)
 }
 
@@ -101,27 +89,39 @@ pub fn pr_curve(scores: &[f64], labels: &[bool]) -> Option<Vec<PrPoint>> {
     if pos == 0 {
         return None;
     }
-    let order = order_desc(&scores[..n]);
-    let mut pts = Vec::new();
-    let (mut tp, mut fp) = (0usize, 0usize);
-    let mut i = 0;
-    while i < n {
-        let s = scores[order[i]];
-        while i < n && (scores[order[i]] == s || (s.is_nan() && scores[order[i]].is_nan())) {
+    Some(
+        sweep(&scores[..n], &labels[..n])
+            .map(|(threshold, tp, fp)| PrPoint {
+                threshold,
+                precision: tp as f64 / (tp + fp) as f64,
+                recall: tp as f64 / pos as f64,
+            })
+            .collect(),
+    )
+}
+
+/// Lowers the threshold through every distinct score (ties kept together, NaN lowest) and
+/// yields (threshold, true positives, false positives) at each: the counts both curves are
+/// made of.
+fn sweep<'a>(
+    scores: &'a [f64],
+    labels: &'a [bool],
+) -> impl Iterator<Item = (f64, usize, usize)> + 'a {
+    let order = order_desc(scores);
+    let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+    let (mut i, mut tp, mut fp) = (0usize, 0usize, 0usize);
+    std::iter::from_fn(move || {
+        let s = scores[*order.get(i)?];
+        while i < order.len() && same(scores[order[i]], s) {
             if labels[order[i]] {
-                tp += 1
+                tp += 1;
             } else {
-                fp += 1
+                fp += 1;
             }
             i += 1;
         }
-        pts.push(PrPoint {
-            threshold: s,
-            precision: tp as f64 / (tp + fp) as f64,
-            recall: tp as f64 / pos as f64,
-        });
-    }
-    Some(pts)
+        Some((s, tp, fp))
+    })
 }
 
 /// The best F1 over all thresholds, and the threshold that reaches it.

@@ -4,49 +4,7 @@
 
 use ndarray::{Array2, ArrayView2, ArrayView3, Axis};
 
-/// SplitMix64: a small, fast, well-mixed generator. pixal draws every random number (split,
-/// shuffles, initial weights) from it on the host, so a seed gives the same model on every
-/// backend and every machine (burn's own backend generators are per-backend and, on the CPU
-/// backend, reseeded from entropy after the first draw).
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A generator for `seed`.
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64 { state: seed }
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform number in [0, 1) with 53 random bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// A uniform integer in `0..n` (`n > 0`), without modulo bias worth mentioning for the
-    /// sizes used here (n is at most a few million).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
-    }
-
-    /// Fisher–Yates shuffle.
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i + 1);
-            v.swap(i, j);
-        }
-    }
-}
+pub use crate::rng::SplitMix64;
 
 /// Row indices of the training and validation sets.
 #[derive(Debug, Clone, PartialEq, Eq)]

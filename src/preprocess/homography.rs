@@ -111,19 +111,7 @@ pub fn dlt(
     weights: Option<&[f64]>,
 ) -> Result<Homography, HomographyError> {
     let n = src.len().min(dst.len());
-    if n < 4 {
-        return Err(HomographyError::TooFewPoints {
-            found: n,
-            needed: 4,
-        });
-    }
-    if src[..n]
-        .iter()
-        .chain(&dst[..n])
-        .any(|p| !p[0].is_finite() || !p[1].is_finite())
-    {
-        return Err(HomographyError::NonFinite);
-    }
+    check_points(&src[..n], &dst[..n])?;
     let ts = normalizer(&src[..n], weights).ok_or(HomographyError::Degenerate)?;
     let td = normalizer(&dst[..n], weights).ok_or(HomographyError::Degenerate)?;
     // Two equations per correspondence; at least 9 rows so the SVD yields all 9 right
@@ -234,35 +222,7 @@ pub struct Estimate {
     pub rms: f64,
 }
 
-/// SplitMix64: a small, good, seedable generator (no dependency needed for sampling indices).
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform integer in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
-    }
-
-    /// A uniform float in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+pub use crate::rng::SplitMix64;
 
 /// Squared reprojection error of one correspondence (infinite when `h` sends it to infinity).
 #[inline]
@@ -296,19 +256,7 @@ pub fn ransac(
 ) -> Result<Estimate, HomographyError> {
     let n = src.len().min(dst.len());
     let needed = min_inliers.max(4);
-    if n < 4 {
-        return Err(HomographyError::TooFewPoints {
-            found: n,
-            needed: 4,
-        });
-    }
-    if src[..n]
-        .iter()
-        .chain(&dst[..n])
-        .any(|p| !p[0].is_finite() || !p[1].is_finite())
-    {
-        return Err(HomographyError::NonFinite);
-    }
+    check_points(&src[..n], &dst[..n])?;
     let (src, dst) = (&src[..n], &dst[..n]);
     let t2 = params.threshold * params.threshold;
     let mut rng = SplitMix64::new(params.seed);
@@ -615,12 +563,32 @@ pub fn corner_error(a: &Homography, b: &Homography, w: f64, h: f64) -> f64 {
     sum / 4.0
 }
 
+/// At least 4 correspondences, all finite: what every estimator needs before it starts.
+fn check_points(src: &[Point], dst: &[Point]) -> Result<(), HomographyError> {
+    if src.len() < 4 {
+        return Err(HomographyError::TooFewPoints {
+            found: src.len(),
+            needed: 4,
+        });
+    }
+    if src
+        .iter()
+        .chain(dst)
+        .any(|p| !p[0].is_finite() || !p[1].is_finite())
+    {
+        return Err(HomographyError::NonFinite);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn grid(n: usize, w: f64, h: f64, rng: &mut SplitMix64) -> Vec<Point> {
-        (0..n).map(|_| [rng.unit() * w, rng.unit() * h]).collect()
+        (0..n)
+            .map(|_| [rng.next_f64() * w, rng.next_f64() * h])
+            .collect()
     }
 
     #[test]
@@ -673,10 +641,10 @@ mod tests {
             // Half the points are outliers; the rest carry 0.3 px of noise.
             for (i, d) in dst.iter_mut().enumerate() {
                 if i % 2 == 0 {
-                    *d = [rng.unit() * 1920.0, rng.unit() * 1080.0];
+                    *d = [rng.next_f64() * 1920.0, rng.next_f64() * 1080.0];
                 } else {
-                    d[0] += (rng.unit() - 0.5) * 0.6;
-                    d[1] += (rng.unit() - 0.5) * 0.6;
+                    d[0] += (rng.next_f64() - 0.5) * 0.6;
+                    d[1] += (rng.next_f64() - 0.5) * 0.6;
                 }
             }
             let params = RansacParams {
