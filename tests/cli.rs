@@ -479,7 +479,7 @@ fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
         for f in [
             "loss_history.json",
             "loss_plot.png",
-            "validation_error_maps.npy",
+            "calibration_residuals.npy",
         ] {
             assert!(model.join(f).is_file(), "{ty}: missing model/{f}");
         }

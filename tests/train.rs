@@ -39,6 +39,7 @@ fn images(n: usize, labels: Option<usize>) -> InputData {
         data,
         shape: (h, w),
         labels,
+        part: None,
     }
 }
 
@@ -46,6 +47,10 @@ fn write(dir: &Path, input: &InputData) -> PathBuf {
     let p = dir.join("out.npz");
     write_input(&p, input).unwrap();
     p
+}
+
+fn npy3(path: &Path) -> Array3<f32> {
+    Array3::<f32>::read_npy(File::open(path).unwrap()).unwrap()
 }
 
 fn npy2(p: &Path) -> Array2<f32> {
@@ -109,7 +114,8 @@ fn autoencoder_trains_reloads_and_reproduces() {
         model::MODEL_CONFIG_FILE,
         model::LOSS_HISTORY_FILE,
         model::LOSS_PLOT_FILE,
-        model::VALIDATION_ERROR_MAPS_FILE,
+        model::CALIBRATION_RESIDUALS_FILE,
+        model::PART_MASK_FILE,
     ] {
         assert!(dir_a.join(f).is_file(), "{f} missing");
     }
@@ -132,10 +138,18 @@ fn autoencoder_trains_reloads_and_reproduces() {
     assert_eq!(m.pooled_shape(), (6, 4));
     assert_eq!(m.weights(), &[3.0, 1.0]);
     let input = images(20, None);
-    let val_rows: Vec<usize> = model::data::split(20, 7).validation;
+    // The deployed weights are fold 0's: its held-out rows' calibration residuals are exactly
+    // what the reloaded model computes for them.
+    let val_rows: Vec<usize> = model::data::folds(20, 5, 7).unwrap()[0].clone();
     let val = input.data.select(Axis(0), &val_rows);
-    let saved = npy2(&dir_a.join(model::VALIDATION_ERROR_MAPS_FILE));
-    assert_eq!(saved.dim(), (4, 24));
+    let cal = npy3(&dir_a.join(model::CALIBRATION_RESIDUALS_FILE));
+    assert_eq!(cal.dim(), (20, 24, 2));
+    assert!(cal.iter().all(|v| v.is_finite()));
+    assert_eq!(
+        m.residuals(val.view(), None).unwrap(),
+        cal.select(Axis(0), &val_rows)
+    );
+    let saved = model::mean_square(&cal.select(Axis(0), &val_rows));
     assert_eq!(m.error_maps(val.view(), None).unwrap(), saved);
     let (recon, scaled) = m.reconstruct_scaled(val.view(), None).unwrap();
     assert_eq!(recon.dim(), (4, 24, 2));
@@ -223,7 +237,8 @@ fn pixel_stats_model_files_and_calibration() {
     for f in [
         model::MEAN_FILE,
         model::STD_FILE,
-        model::VALIDATION_ERROR_MAPS_FILE,
+        model::CALIBRATION_RESIDUALS_FILE,
+        model::PART_MASK_FILE,
         model::MODEL_CONFIG_FILE,
         model::LOSS_HISTORY_FILE,
         "testModel.safetensors",
@@ -235,37 +250,35 @@ fn pixel_stats_model_files_and_calibration() {
     let h = history(&dir);
     assert_eq!(h.epochs.len(), 1);
     assert_eq!(h.epochs[0].val_mse_per_channel.len(), 2);
-    let split = model::data::split(10, 7);
-    let val = input.data.select(Axis(0), &split.validation);
-    assert_eq!(
-        m.error_maps(val.view(), None).unwrap(),
-        npy2(&dir.join(model::VALIDATION_ERROR_MAPS_FILE))
-    );
-    // Its reconstruction is the training mean.
-    let (recon, _) = m.reconstruct_scaled(val.view(), None).unwrap();
-    let train = input.data.select(Axis(0), &split.train);
+    // Each fold's calibration residuals come from the statistics of the other folds.
     let max = input.data.iter().copied().fold(0.0f32, f32::max);
-    let mean = train
+    let cal = npy3(&dir.join(model::CALIBRATION_RESIDUALS_FILE));
+    assert_eq!(cal.dim(), (10, 24, 2));
+    for fold in model::data::folds(10, 5, 7).unwrap() {
+        let rest = model::data::complement(10, &fold);
+        let s = model::pixel_stats::fit(input.data.view(), &rest, max);
+        let want = s.residuals(input.data.select(Axis(0), &fold).view(), max);
+        assert_eq!(cal.select(Axis(0), &fold), want);
+    }
+    // The deployed reconstruction is the mean of all the images.
+    let (recon, _) = m.reconstruct_scaled(input.data.view(), None).unwrap();
+    let mean = input
+        .data
         .index_axis(Axis(1), 7)
         .index_axis(Axis(1), 0)
         .iter()
         .map(|v| f64::from(v / max))
         .sum::<f64>()
-        / 8.0;
+        / 10.0;
     assert!((f64::from(recon[[1, 7, 0]]) - mean).abs() < 1e-6);
 
-    // One image: no held-out image; the metadata says so.
+    // One image cannot be scored by a model that did not see it: refused, nothing trained.
     let one = tmp.path().join("one");
     std::fs::create_dir_all(&one).unwrap();
     let npz1 = write(&one, &images(1, None));
-    let r = train_npz(&p, &npz1, None, &one.join("model"), &one.join("metadata")).unwrap();
-    assert_eq!((r.n_train, r.n_val), (1, 1));
-    let meta = std::fs::read_to_string(one.join("metadata/testModel.yaml")).unwrap();
-    assert!(meta.contains("no image could be held out"), "{meta}");
-    assert_eq!(
-        npy2(&one.join("model").join(model::VALIDATION_ERROR_MAPS_FILE)).dim(),
-        (1, 24)
-    );
+    let e = train_npz(&p, &npz1, None, &one.join("model"), &one.join("metadata")).unwrap_err();
+    assert!(e.to_string().contains("at least 2 good images"), "{e}");
+    assert!(!one.join("model").join(model::MODEL_CONFIG_FILE).exists());
 }
 
 // ---- the command line ----
@@ -339,7 +352,7 @@ fn cli_trains_every_type_from_make_input_output() {
             "model_config.json",
             "loss_history.json",
             "loss_plot.png",
-            "validation_error_maps.npy",
+            "calibration_residuals.npy",
         ] {
             assert!(
                 model_dir.join(f).is_file(),

@@ -16,7 +16,7 @@ use super::{Summary, UsageError};
 use crate::config::Config;
 use crate::detect::maps::{Geometry, to_gray16, to_photo};
 use crate::detect::metrics::{self, ScoredMask};
-use crate::detect::score::{self, Calibration, ScoreSettings, Scoring, ThresholdMode};
+use crate::detect::score::{self, Calibration, PartGrid, ScoreSettings, Scoring, ThresholdMode};
 use crate::io::metadata::{PreprocessingMetadata, RowSource, read_yaml};
 use crate::io::npz::read_input;
 use crate::model::TrainedModel;
@@ -108,6 +108,8 @@ pub struct Thresholds {
     pub image: Option<f64>,
     /// Whether loss_cut compares log10 values (`use_log_loss`).
     pub use_log_loss: bool,
+    /// Share of good photos the automatic image threshold may flag.
+    pub false_positive_rate: f64,
     /// Calibration on the held-out good images of training.
     pub calibration: Option<Calibration>,
 }
@@ -237,9 +239,10 @@ fn detect_logged(
         model.kind()
     );
     let labels = input.labels.as_ref().map(|l| l.view());
-    let errors = model.error_maps(input.data.view(), labels)?;
+    let residuals = model.residuals(input.data.view(), labels)?;
+    let errors = crate::model::mean_square(&residuals);
 
-    // Scoring and thresholds.
+    // Scoring and thresholds, calibrated on the training photos' out-of-fold residuals.
     let d = &cfg.params.detection;
     let pl = &cfg.params.plotting;
     let settings = ScoreSettings {
@@ -247,36 +250,30 @@ fn detect_logged(
         smoothing_sigma: d.smoothing_sigma,
         pixel_quantile: d.pixel_quantile,
         image_margin: d.image_margin,
+        false_positive_rate: d.false_positive_rate,
+        part_erosion: d.part_erosion,
     };
-    let val_path = model_dir.join("validation_error_maps.npy");
-    let calibration = match ndarray_npy::read_npy::<_, Array2<f32>>(&val_path) {
-        Ok(v) if v.dim().1 == p && v.dim().0 > 0 => {
-            Some(score::calibrate(v.view(), shape, &settings))
-        }
-        Ok(_) => None,
-        Err(e) => {
-            summary.warn(format!("{}: cannot read held-out error maps ({e}); automatic thresholds and standardised scores are unavailable", val_path.display()));
-            None
-        }
+    let mask = model
+        .part_mask()
+        .map_or_else(|| vec![1.0; p], <[f32]>::to_vec);
+    let grid = PartGrid::new(shape, &mask, d.part_erosion);
+    let needs_calibration =
+        d.threshold == ThresholdMode::Auto || d.scoring == Scoring::Standardized;
+    let calibration = if needs_calibration {
+        let res = model.calibration_residuals(&model_dir).with_context(|| {
+            format!(
+                "the model in {} has no usable calibration (retrain it with this pixal)",
+                model_dir.display()
+            )
+        })?;
+        Some(
+            score::calibrate(res.view(), &grid, &settings)
+                .with_context(|| format!("calibrating on the model in {}", model_dir.display()))?,
+        )
+    } else {
+        None
     };
-    let (mode, scoring) = match (&calibration, d.threshold, d.scoring) {
-        (None, _, _) => (ThresholdMode::LossCut, Scoring::Raw),
-        (Some(_), m, s) => (m, s),
-    };
-    if mode == ThresholdMode::LossCut && d.threshold == ThresholdMode::Auto {
-        summary.warn(format!(
-            "detect {label}: falling back to loss_cut {} on raw errors",
-            pl.loss_cut
-        ));
-    }
-    let settings = ScoreSettings {
-        scoring,
-        ..settings
-    };
-    let (mean, std) = match &calibration {
-        Some(cal) => (cal.mean.clone(), cal.std.clone()),
-        None => (vec![0.0; p], vec![1.0; p]),
-    };
+    let (mode, scoring) = (d.threshold, d.scoring);
     let thresholds = Thresholds {
         mode,
         scoring,
@@ -289,6 +286,7 @@ fn detect_logged(
             _ => None,
         },
         use_log_loss: pl.use_log_loss,
+        false_positive_rate: d.false_positive_rate,
         calibration: calibration.clone(),
     };
     let pixel_thr = thresholds.pixel as f32;
@@ -331,8 +329,17 @@ fn detect_logged(
         .into_par_iter()
         .map(|i| {
             let e = errors.row(i).to_vec();
-            let smap = score::score_map(&e, &mean, &std, shape, &settings);
-            let (img_score, img_mean) = score::image_score(&smap);
+            let r = residuals.index_axis(Axis(0), i);
+            if r.iter().any(|v| !v.is_finite()) {
+                return Err(anyhow!(
+                    "the model's residuals for this photo are not finite numbers (NaN or infinite): it cannot be judged"
+                ));
+            }
+            let smap = score::score_map(r, calibration.as_ref(), &grid, &settings);
+            let (img_score, img_mean) = (
+                score::image_score(&smap, &grid),
+                score::mean_score(&smap, &grid),
+            );
             let decide: Vec<bool> = match mode {
                 ThresholdMode::Auto => smap.iter().map(|&v| v >= pixel_thr).collect(),
                 ThresholdMode::LossCut => e
@@ -954,8 +961,11 @@ fn write_outputs(
         facts.push((
             "calibration".to_string(),
             format!(
-                "{} held-out good image(s), leave-one-out: {}, std floor {:.3e}",
-                c.images, c.leave_one_out, c.std_floor
+                "out-of-fold residuals of {} good training image(s); image threshold = the {:.1} % false-positive quantile of a Gumbel law (location {:.3}, scale {:.3}) fitted to their scores",
+                c.images,
+                100.0 * t.false_positive_rate,
+                c.gumbel.0,
+                c.gumbel.1
             ),
         ));
     }

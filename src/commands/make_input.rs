@@ -16,9 +16,10 @@ use crate::config::Config;
 use crate::config::raw::{ChannelList, RawPreprocessor};
 use crate::io::image::{list_images, load_rgb8, save_png};
 use crate::io::metadata::{PreprocessingMetadata, RowSource, write_yaml};
-use crate::io::npz::{InputData, write_input};
+use crate::io::npz::{InputData, PartReference, write_input};
 use crate::preprocess::crop::{self, BBox, CropBox};
 use crate::preprocess::input::image_rows;
+use crate::preprocess::photometric;
 
 /// Decoded images are kept between the two passes (crop box, then features) while they fit in
 /// this many bytes; past it they are decoded again, so memory stays bounded on big folders.
@@ -101,6 +102,8 @@ pub struct Target {
     pub label_types: Option<Vec<String>>,
     /// Photo and homography of each input file, when earlier stages know them.
     pub provenance: HashMap<PathBuf, Provenance>,
+    /// At validation: the training files' part mask and photometric reference.
+    pub part: Option<PartReference>,
 }
 
 /// What earlier stages know about an image make_input reads.
@@ -128,6 +131,7 @@ impl Target {
             stored_crop: None,
             label_types: None,
             provenance: HashMap::new(),
+            part: None,
         }
     }
 
@@ -149,6 +153,7 @@ impl Target {
             stored_crop,
             label_types,
             provenance: HashMap::new(),
+            part: None,
         }
     }
 }
@@ -162,8 +167,9 @@ struct Scanned {
     image: Option<image::RgbImage>,
 }
 
-/// One image's (P, C) rows and its pooled (height, width).
-type Rows = (Array2<f32>, (usize, usize));
+/// One image's (P, C) rows, its pooled (height, width) and the foreground fraction of each
+/// pooled pixel.
+type Rows = (Array2<f32>, (usize, usize), Vec<f32>);
 
 /// What a build wrote.
 #[derive(Debug, Clone)]
@@ -267,8 +273,20 @@ fn build_logged(
     let mut boxes: Vec<Option<CropBox>> = Vec::new();
     let size = common_size(&good).unwrap_or((0, 0));
     if let Some(stored) = target.stored_crop {
-        good.retain(
-            |s| match crop::recenter(&stored, s.fg, s.size.0, s.size.1) {
+        good.retain(|s| {
+            // An aligned image is already in the training reference frame: it keeps the
+            // training box to the pixel, or every edge of the part would move against the
+            // model. Only unaligned images are re-centred on their own foreground.
+            let aligned = target
+                .provenance
+                .get(&s.path)
+                .is_some_and(|p| p.homography.is_some());
+            let placed = if aligned {
+                stored.fits(s.size.0, s.size.1).then_some(stored)
+            } else {
+                crop::recenter(&stored, s.fg, s.size.0, s.size.1)
+            };
+            match placed {
                 Some(b) => {
                     boxes.push(Some(b));
                     true
@@ -287,8 +305,8 @@ fn build_logged(
                     );
                     false
                 }
-            },
-        );
+            }
+        });
     } else {
         good.retain(|s| {
             if s.size == size {
@@ -366,7 +384,18 @@ fn build_logged(
                 Some(img) => Ok(img),
                 None => load_rgb8(&s.path),
             };
-            let r = img.map(|img| image_rows(&img, b.as_ref(), &pp.channels, pp.pool_size));
+            let r = img.map(|img| {
+                let (rows, shape) = image_rows(&img, b.as_ref(), &pp.channels, pp.pool_size);
+                let fg = match b {
+                    Some(b) => photometric::foreground_fraction(
+                        &crop::crop(&img, b),
+                        pp.bg_threshold,
+                        pp.pool_size,
+                    ),
+                    None => photometric::foreground_fraction(&img, pp.bg_threshold, pp.pool_size),
+                };
+                (rows, shape, fg)
+            });
             bar.inc(1);
             r
         })
@@ -374,12 +403,14 @@ fn build_logged(
     bar.finish_and_clear();
 
     let mut kept: Vec<(&Scanned, Option<CropBox>, Array2<f32>)> = Vec::new();
+    let mut fractions: Vec<Vec<f32>> = Vec::new();
     let mut pooled = (0, 0);
     for ((s, b), r) in good.iter().zip(&boxes).zip(rows) {
         match r {
-            Ok((rows, shape)) => {
+            Ok((rows, shape, fg)) => {
                 pooled = shape;
                 kept.push((s, *b, rows));
+                fractions.push(fg);
             }
             Err(e) => summary.fail(&s.path, e),
         }
@@ -387,6 +418,7 @@ fn build_logged(
     if kept.is_empty() {
         return Ok(None);
     }
+    let part = part_reference(cfg, target, pooled, &fractions, &mut kept)?;
     let (p, c) = kept[0].2.dim();
     let mut data = Array3::<f32>::zeros((kept.len(), p, c));
     for (i, (_, _, r)) in kept.iter().enumerate() {
@@ -409,6 +441,7 @@ fn build_logged(
             data,
             shape: pooled,
             labels,
+            part: Some(part),
         },
     )
     .with_context(|| format!("writing the ML input for {label}"))?;
@@ -466,6 +499,7 @@ fn build_logged(
             zero_pruning: pp.zero_pruning,
             zero_pruning_padding: pp.zero_pruning_padding as i64,
             bg_threshold: i64::from(pp.bg_threshold),
+            photometric_normalization: pp.photometric_normalization,
         },
         crop_box: target.stored_crop.or(kept[0].1),
         image_size: [kept[0].0.size.0, kept[0].0.size.1],
@@ -495,6 +529,79 @@ fn build_logged(
         npz: npz_path,
         metadata: meta,
     }))
+}
+
+/// The part mask and photometric reference of a build, with every row fitted to the reference:
+/// learnt from the images themselves in training, the training ones at validation.
+///
+/// Training: the mask is the majority foreground of the images; the reference is the per-pixel
+/// median of the rows, taken again after one round of fitting (so one photo's lighting does
+/// not set it). One-hot files mix types whose medians mean nothing together: they get the
+/// mask but no normalisation.
+fn part_reference(
+    cfg: &Config,
+    target: &Target,
+    pooled: (usize, usize),
+    fractions: &[Vec<f32>],
+    kept: &mut [(&Scanned, Option<CropBox>, Array2<f32>)],
+) -> anyhow::Result<PartReference> {
+    let pp = &cfg.params.preprocessing.preprocessor;
+    let p = pooled.0 * pooled.1;
+    let part = match &target.part {
+        Some(part) => {
+            if part.mask.len() != p {
+                return Err(UsageError(format!(
+                    "make_input {}: the training part mask has {} pooled pixels but these images give {}x{}; preprocess with the training settings",
+                    target.label,
+                    part.mask.len(),
+                    pooled.0,
+                    pooled.1
+                ))
+                .into());
+            }
+            part.clone()
+        }
+        None => {
+            let mask = photometric::part_mask(fractions);
+            let reference = (pp.photometric_normalization && target.ty.is_some()).then(|| {
+                let fit_mask = photometric::erode(mask.as_slice().unwrap_or(&[]), pooled, 1);
+                let raw: Vec<Array2<f32>> = kept.iter().map(|k| k.2.clone()).collect();
+                let first = photometric::median_reference(
+                    &raw.iter().map(|r| r.view()).collect::<Vec<_>>(),
+                );
+                let fitted: Vec<Array2<f32>> = raw
+                    .iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        photometric::fit_to_reference(&mut r, first.view(), &fit_mask);
+                        r
+                    })
+                    .collect();
+                photometric::median_reference(&fitted.iter().map(|r| r.view()).collect::<Vec<_>>())
+            });
+            PartReference { mask, reference }
+        }
+    };
+    // The reference decides, not today's configuration: validation rows must be normalised
+    // exactly as the training rows were.
+    if let Some(reference) = &part.reference {
+        let fit_mask = photometric::erode(part.mask.as_slice().unwrap_or(&[]), pooled, 1);
+        if fit_mask.iter().all(|&m| m < 0.5) {
+            log::warn!(
+                "make_input {}: the part mask is empty; photometric normalisation skipped",
+                target.label
+            );
+        } else {
+            kept.par_iter_mut().for_each(|k| {
+                let fit = photometric::fit_to_reference(&mut k.2, reference.view(), &fit_mask);
+                log::debug!(
+                    "{}: photometric fit (gain, offset) {fit:?}",
+                    k.0.path.display()
+                );
+            });
+        }
+    }
+    Ok(part)
 }
 
 /// The most common image size (ties: the first in sorted order), so one odd photo sorted first

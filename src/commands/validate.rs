@@ -89,6 +89,16 @@ fn validate_group(
     check_same_settings(cfg, &train_meta, &train_meta_path)?;
     let label_types = ty.is_none().then(|| train_meta.types.clone());
     let mut target = Target::validation(cfg, ty, train_meta.crop_box, label_types);
+    let train_npz = cfg
+        .layout
+        .type_root(ty)
+        .join(&cfg.params.preprocessing.preprocessor.file_name);
+    target.part = crate::io::npz::read_part(&train_npz).with_context(|| {
+        format!(
+            "reading the part mask of the training input {}",
+            train_npz.display()
+        )
+    })?;
     let mut prepared = Vec::new();
     for (name, src) in sources {
         let (folder, prov) = prepare(cfg, name, src, summary)?;

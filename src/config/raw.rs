@@ -179,6 +179,9 @@ pub struct RawPreprocessor {
     pub zero_pruning_padding: i64,
     /// A pixel is foreground when any channel exceeds this.
     pub bg_threshold: i64,
+    /// pixal only: fit every photo's channels to the training reference (gain and offset per
+    /// channel, inside the part) before anything learns from them or scores them.
+    pub photometric_normalization: bool,
 }
 
 impl Default for RawPreprocessor {
@@ -191,6 +194,7 @@ impl Default for RawPreprocessor {
             zero_pruning: true,
             zero_pruning_padding: 5,
             bg_threshold: 15,
+            photometric_normalization: true,
         }
     }
 }
@@ -264,6 +268,12 @@ pub struct RawModelTraining {
     pub model_type: String,
     /// pixal only: where to train: `auto`, `cpu` or `cuda`.
     pub device: String,
+    /// pixal only: what the autoencoder sees: `scale` (the original's X / max(X)) or
+    /// `standardize` (each (pixel, channel) standardised by the training images' mean and std).
+    pub input_normalization: String,
+    /// pixal only: folds of the cross-validation that gives every training image an
+    /// out-of-fold error for calibrating the thresholds.
+    pub calibration_folds: i64,
 }
 
 impl Default for RawModelTraining {
@@ -297,6 +307,8 @@ impl Default for RawModelTraining {
             min_delta: 0.001,
             model_type: "autoencoder".into(),
             device: "auto".into(),
+            input_normalization: "scale".into(),
+            calibration_folds: 5,
         }
     }
 }
@@ -365,6 +377,12 @@ pub struct RawDetection {
     /// Gaussian smoothing of score maps, in pooled pixels (0 = none).
     #[serde(deserialize_with = "lenient_f64")]
     pub smoothing_sigma: f64,
+    /// Share of good photos the automatic image threshold may flag.
+    #[serde(deserialize_with = "lenient_f64")]
+    pub false_positive_rate: f64,
+    /// Pooled pixels taken off the part's outline before the image score (its maximum) is
+    /// taken, so the outline and sub-pixel misregistration cannot dominate it.
+    pub part_erosion: i64,
 }
 
 impl Default for RawDetection {
@@ -375,6 +393,8 @@ impl Default for RawDetection {
             pixel_quantile: 0.999,
             image_margin: 1.0,
             smoothing_sigma: 1.0,
+            false_positive_rate: 0.02,
+            part_erosion: 2,
         }
     }
 }

@@ -65,6 +65,16 @@ pub enum ModelType {
     PixelStats,
 }
 
+/// What the autoencoder sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputNormalization {
+    /// The original's `X / max(X)`.
+    Scale,
+    /// `(X / max(X) - mean) / std` per (pixel, channel) over the training images.
+    Standardize,
+}
+
 /// Where training runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -135,6 +145,8 @@ pub struct Preprocessor {
     pub zero_pruning_padding: usize,
     /// Foreground threshold (0..=255).
     pub bg_threshold: u8,
+    /// Fit each photo's channels to the training reference inside the part.
+    pub photometric_normalization: bool,
 }
 
 fn channel_names<S: serde::Serializer>(c: &[Channel], s: S) -> Result<S::Ok, S::Error> {
@@ -205,6 +217,10 @@ pub struct ModelTraining {
     pub model_type: ModelType,
     /// Where to train.
     pub device: TrainDevice,
+    /// What the autoencoder sees.
+    pub input_normalization: InputNormalization,
+    /// Cross-validation folds for the out-of-fold calibration errors (>= 2).
+    pub calibration_folds: usize,
 }
 
 /// `plotting:`, validated.
@@ -247,6 +263,10 @@ pub struct Detection {
     pub image_margin: f64,
     /// Gaussian sigma of score smoothing in pooled pixels (>= 0).
     pub smoothing_sigma: f32,
+    /// Share of good photos the automatic image threshold may flag, in (0, 0.5).
+    pub false_positive_rate: f64,
+    /// Pooled pixels taken off the part's outline for the image score.
+    pub part_erosion: usize,
 }
 
 /// The validated `parameters.yaml`.
@@ -441,6 +461,7 @@ impl Parameters {
                     0,
                 )?,
                 bg_threshold: pp.bg_threshold as u8,
+                photometric_normalization: pp.photometric_normalization,
             },
             rename_images: p.rename_images,
         };
@@ -532,7 +553,34 @@ impl Parameters {
                     ("cuda", TrainDevice::Cuda),
                 ],
             )?,
+            input_normalization: cx.choice(
+                "model_training.input_normalization",
+                &m.input_normalization,
+                &[
+                    ("scale", InputNormalization::Scale),
+                    ("standardize", InputNormalization::Standardize),
+                ],
+            )?,
+            calibration_folds: cx.count(
+                "model_training.calibration_folds",
+                m.calibration_folds,
+                2,
+            )?,
         };
+        if model_training.input_normalization == InputNormalization::Standardize
+            && !matches!(
+                model_training.output_activation,
+                OutputActivation::Linear | OutputActivation::Tanh
+            )
+        {
+            return Err(cx.invalid(
+                "model_training.output_activation",
+                format!(
+                    "must be linear (or tanh) with input_normalization: standardize, whose inputs are z-scores that a {} output cannot reach; found {}",
+                    m.output_activation, m.output_activation
+                ),
+            ));
+        }
 
         let pl = &raw.plotting;
         if pl.use_log_loss && pl.loss_cut <= 0.0 {
@@ -586,6 +634,15 @@ impl Parameters {
             image_margin: cx.positive("detection.image_margin", d.image_margin)?,
             smoothing_sigma: cx.non_negative("detection.smoothing_sigma", d.smoothing_sigma)?
                 as f32,
+            false_positive_rate: if d.false_positive_rate > 0.0 && d.false_positive_rate < 0.5 {
+                d.false_positive_rate
+            } else {
+                return Err(cx.invalid(
+                    "detection.false_positive_rate",
+                    format!("must be in (0, 0.5), found {}", d.false_positive_rate),
+                ));
+            },
+            part_erosion: cx.count("detection.part_erosion", d.part_erosion, 0)?,
         };
         Ok(Parameters {
             experiment_name: raw.experiment_name.clone(),
@@ -775,11 +832,17 @@ mod tests {
     }
 
     #[test]
-    fn shipped_file_has_the_original_defaults() {
+    fn shipped_file_has_the_original_keys_with_pixals_detection_defaults() {
         let p = parse(SHIPPED).unwrap();
         let pp = &p.preprocessing.preprocessor;
-        assert_eq!(pp.channels, vec![Channel::LabA, Channel::LabB]);
-        assert_eq!(pp.weights, vec![3.0, 3.0]);
+        // Lightness defects need LAB_L; photos are aligned and normalised photometrically.
+        assert_eq!(
+            pp.channels,
+            vec![Channel::LabL, Channel::LabA, Channel::LabB]
+        );
+        assert_eq!(pp.weights, vec![3.0, 3.0, 3.0]);
+        assert!(pp.photometric_normalization);
+        assert!(p.preprocessing.alignment.apply_alignment);
         assert_eq!(
             (pp.pool_size, pp.zero_pruning_padding, pp.bg_threshold),
             (2, 5, 15)
@@ -788,9 +851,35 @@ mod tests {
         assert_eq!(m.autoencoder_architecture, vec![512, 256, 128, 64]);
         assert_eq!(m.loss_function, LossFunction::Huber);
         assert_eq!(m.regularization, Regularization::L2);
-        assert!((m.learning_rate - 1e-4).abs() < 1e-12);
+        assert_eq!(m.input_normalization, InputNormalization::Standardize);
+        assert_eq!(m.output_activation, OutputActivation::Linear);
+        assert_eq!(m.calibration_folds, 5);
         assert_eq!(p.preprocessing.alignment.min_good_matches, 20);
         assert!((p.plotting.loss_cut - 0.1).abs() < 1e-12);
+        assert!((p.detection.false_positive_rate - 0.02).abs() < 1e-12);
+        assert_eq!(p.detection.part_erosion, 2);
+    }
+
+    #[test]
+    fn missing_keys_keep_the_originals_meaning() {
+        // A file without pixal's keys (the original's) behaves as the original did.
+        let p = parse("").unwrap();
+        let pp = &p.preprocessing.preprocessor;
+        assert_eq!(pp.channels, vec![Channel::LabA, Channel::LabB]);
+        assert!(!p.preprocessing.alignment.apply_alignment);
+        assert_eq!(
+            p.model_training.input_normalization,
+            InputNormalization::Scale
+        );
+        assert_eq!(
+            p.model_training.output_activation,
+            OutputActivation::Sigmoid
+        );
+        assert!((p.model_training.learning_rate - 1e-4).abs() < 1e-12);
+        let msg = err("model_training:\n  input_normalization: standardize\n");
+        assert!(msg.contains("output_activation"), "{msg}");
+        let msg = err("detection:\n  false_positive_rate: 0.7\n");
+        assert!(msg.contains("false_positive_rate"), "{msg}");
     }
 
     #[test]

@@ -1,17 +1,37 @@
-//! Anomaly scores from error maps: standardisation against the error statistics of held-out good
-//! images, light smoothing, image scores, and thresholds (the original's `loss_cut`, or automatic
-//! ones calibrated on the held-out good images).
+//! Anomaly scores from a model's residuals, and the thresholds that turn them into verdicts.
+//!
+//! Every model hands detection a residual per (pooled pixel, channel): what the photo shows
+//! minus what the model expected, in the model's units. Training also leaves the out-of-fold
+//! residuals of every training photo (each photo scored by a model that never saw it), and those
+//! calibrate everything here:
+//!
+//! - **standardized** scoring: each residual becomes a z-score with the mean and standard
+//!   deviation of that (pixel, channel)'s out-of-fold residuals; the pixel's score is the mean
+//!   of its squared z-scores over the channels, smoothed (Gaussian), minus 1 — the value a
+//!   normal pixel has on average — and clamped at 0. So a map is >= 0, 0 means normal, and
+//!   every pixel outside the part (the training photos' part mask) is exactly 0.
+//! - **raw** scoring: the mean squared residual, smoothed, masked the same way.
+//! - The **image score** is the maximum of the map inside the part shrunk by `part_erosion`
+//!   pooled pixels: the outline, where sub-pixel misregistration lives, cannot dominate it.
+//! - **Automatic thresholds**: the calibration photos are scored exactly as new photos are,
+//!   each with statistics that leave it out. The image threshold is the (1 - false positive
+//!   rate) quantile of a Gumbel distribution fitted to their image scores (an image score is a
+//!   maximum over many pixels, which is what a Gumbel law describes), so it extrapolates past the
+//!   largest of a few good photos instead of sitting on it. The pixel threshold is the
+//!   `pixel_quantile` quantile of their in-part pixel scores.
+//!
+//! A non-finite residual or a degenerate threshold is an error, never a low score.
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, ArrayView3, Axis};
 use serde::Serialize;
 
-/// How pixel scores are made from error maps.
+/// How pixel scores are made from residuals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scoring {
-    /// The error itself (what the original thresholds).
+    /// The mean squared residual (what the original thresholds).
     Raw,
-    /// (error - mean) / std of that pixel's error over held-out good images.
+    /// Squared z-scores against the out-of-fold residuals of the training photos.
     Standardized,
 }
 
@@ -21,34 +41,53 @@ pub enum Scoring {
 pub enum ThresholdMode {
     /// The original's `plotting.loss_cut` (with `use_log_loss`) on the raw error.
     LossCut,
-    /// Calibrated on held-out good images.
+    /// Calibrated on the training photos' out-of-fold residuals.
     Auto,
 }
 
-/// Per-pixel statistics of the error of good images, and the thresholds derived from them.
-#[derive(Debug, Clone, Serialize)]
-pub struct Calibration {
-    /// How many held-out good images the statistics come from.
-    pub images: usize,
-    /// Mean error per pooled pixel.
-    #[serde(skip)]
-    pub mean: Vec<f32>,
-    /// Standard deviation per pooled pixel, floored at `std_floor`.
-    #[serde(skip)]
-    pub std: Vec<f32>,
-    /// The floor of the per-pixel standard deviation: the median of the per-pixel standard
-    /// deviations, so pixels that happened to be constant in the good images do not turn tiny
-    /// differences into huge scores.
-    pub std_floor: f32,
-    /// Automatic pixel threshold: the `pixel_quantile` quantile of held-out pixel scores.
-    pub pixel_threshold: f64,
-    /// Automatic image threshold: the largest held-out image score times `image_margin`.
-    pub image_threshold: f64,
-    /// True when each held-out image was scored with statistics of the others (leave-one-out,
-    /// needs 3+ images); false when they were scored with statistics that include themselves,
-    /// which makes the thresholds optimistic.
-    pub leave_one_out: bool,
+/// Errors of scoring and calibration.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScoreError {
+    /// Residuals that are NaN or infinite.
+    #[error("{what} holds a value that is not a finite number (NaN or infinite) at row {row}")]
+    NotFinite {
+        /// Which array.
+        what: String,
+        /// Its row.
+        row: usize,
+    },
+    /// Arrays that do not fit each other.
+    #[error("{0}")]
+    Shape(String),
+    /// Too few calibration photos for an automatic threshold.
+    #[error(
+        "automatic thresholds need the out-of-fold residuals of at least {needed} good training photos, the model has {found}; train on more good photos"
+    )]
+    TooFewImages {
+        /// Photos needed.
+        needed: usize,
+        /// Photos available.
+        found: usize,
+    },
+    /// A threshold that cannot separate anything.
+    #[error(
+        "the calibrated {which} threshold is {value}, which cannot separate good from anomalous; the training photos' out-of-fold scores are degenerate (all equal?)"
+    )]
+    Degenerate {
+        /// `image` or `pixel`.
+        which: &'static str,
+        /// The threshold.
+        value: f64,
+    },
 }
+
+/// Smallest number of calibration photos for automatic thresholds.
+pub const MIN_CALIBRATION_IMAGES: usize = 3;
+
+/// A z-score's standard deviation is floored at this share of the median standard deviation
+/// of its channel inside the part, so a pixel that barely changed in the training photos does
+/// not turn a tiny difference into a huge score.
+pub const SIGMA_FLOOR_FRACTION: f32 = 0.5;
 
 /// Settings of scoring.
 #[derive(Debug, Clone, Copy)]
@@ -57,48 +96,239 @@ pub struct ScoreSettings {
     pub scoring: Scoring,
     /// Gaussian sigma of the smoothing, in pooled pixels (0 = none).
     pub smoothing_sigma: f32,
-    /// Quantile of held-out pixel scores used as the automatic pixel threshold.
+    /// Quantile of calibration pixel scores used as the automatic pixel threshold.
     pub pixel_quantile: f64,
-    /// Factor on the largest held-out image score for the automatic image threshold.
+    /// Factor on the calibrated image threshold.
     pub image_margin: f64,
+    /// Share of good photos the image threshold may flag.
+    pub false_positive_rate: f64,
+    /// Pooled pixels taken off the part outline for the image score.
+    pub part_erosion: usize,
 }
 
-/// Per-pixel mean and standard deviation (population) over rows, f64 accumulation, leaving out
-/// row `skip` when given.
-fn pixel_stats(maps: ArrayView2<'_, f32>, skip: Option<usize>) -> (Vec<f32>, Vec<f32>) {
-    let (n, p) = maps.dim();
-    let mut sum = vec![0f64; p];
-    let mut sq = vec![0f64; p];
-    let mut count = 0usize;
-    for (i, row) in maps.outer_iter().enumerate() {
-        if Some(i) == skip {
-            continue;
+/// Where scores live: the pooled grid and the part on it.
+#[derive(Debug, Clone)]
+pub struct PartGrid {
+    /// Pooled (height, width).
+    pub shape: (usize, usize),
+    /// 1.0 inside the part, else 0.0 (P).
+    pub mask: Vec<f32>,
+    /// The part shrunk by `part_erosion` (P): where the image score is taken.
+    pub core: Vec<f32>,
+}
+
+impl PartGrid {
+    /// The grid of a part mask; a mask whose shrunk core is empty falls back to the mask itself
+    /// (a very thin part), and an empty mask to the whole grid.
+    pub fn new(shape: (usize, usize), mask: &[f32], erosion: usize) -> PartGrid {
+        let p = shape.0 * shape.1;
+        let mask: Vec<f32> = if mask.len() == p && mask.iter().any(|&m| m > 0.5) {
+            mask.to_vec()
+        } else {
+            vec![1.0; p]
+        };
+        let core = crate::preprocess::photometric::erode(&mask, shape, erosion);
+        let core = if core.iter().any(|&m| m > 0.5) {
+            core
+        } else {
+            mask.clone()
+        };
+        PartGrid { shape, mask, core }
+    }
+}
+
+/// What the calibration photos say: per-(pixel, channel) residual statistics and the
+/// thresholds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    /// How many photos the statistics come from.
+    pub images: usize,
+    /// Mean residual per (pixel, channel), row-major (P * C).
+    #[serde(skip)]
+    pub mean: Vec<f32>,
+    /// Standard deviation per (pixel, channel), floored (P * C).
+    #[serde(skip)]
+    pub sigma: Vec<f32>,
+    /// The floor of each channel's standard deviation.
+    pub sigma_floor: Vec<f32>,
+    /// The calibration photos' image scores, each scored leaving itself out.
+    pub image_scores: Vec<f64>,
+    /// Automatic pixel threshold.
+    pub pixel_threshold: f64,
+    /// Automatic image threshold.
+    pub image_threshold: f64,
+    /// Location and scale of the Gumbel law fitted to the image scores.
+    pub gumbel: (f64, f64),
+}
+
+fn check_finite(what: &str, res: ArrayView3<'_, f32>) -> Result<(), ScoreError> {
+    for (i, row) in res.outer_iter().enumerate() {
+        if row.iter().any(|v| !v.is_finite()) {
+            return Err(ScoreError::NotFinite {
+                what: what.to_string(),
+                row: i,
+            });
         }
-        count += 1;
-        for (j, &v) in row.iter().enumerate() {
+    }
+    Ok(())
+}
+
+/// Per-(pixel, channel) sums and sums of squares of the residuals (f64).
+fn moments(res: ArrayView3<'_, f32>) -> (Vec<f64>, Vec<f64>) {
+    let (_, p, c) = res.dim();
+    let mut s = vec![0f64; p * c];
+    let mut q = vec![0f64; p * c];
+    for row in res.outer_iter() {
+        for ((a, b), &v) in s.iter_mut().zip(q.iter_mut()).zip(row.iter()) {
             let v = f64::from(v);
-            sum[j] += v;
-            sq[j] += v * v;
+            *a += v;
+            *b += v * v;
         }
     }
-    let c = count.max(1) as f64;
-    let mean: Vec<f32> = sum.iter().map(|s| (s / c) as f32).collect();
-    let std: Vec<f32> = sum
-        .iter()
-        .zip(&sq)
-        .map(|(s, q)| ((q / c - (s / c) * (s / c)).max(0.0)).sqrt() as f32)
-        .collect();
-    let _ = n;
-    (mean, std)
+    (s, q)
 }
 
-fn median(v: &[f32]) -> f32 {
-    let mut s: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if s.is_empty() {
-        return 0.0;
+/// Mean and standard deviation from sums over `n` rows, less the row `skip` when given.
+fn stats_from(
+    s: &[f64],
+    q: &[f64],
+    n: usize,
+    skip: Option<ArrayView2<'_, f32>>,
+) -> (Vec<f32>, Vec<f32>) {
+    let m = (n - usize::from(skip.is_some())).max(1) as f64;
+    let mut mean = Vec::with_capacity(s.len());
+    let mut sd = Vec::with_capacity(s.len());
+    let skip_vals: Option<Vec<f64>> = skip.map(|r| r.iter().map(|&v| f64::from(v)).collect());
+    for j in 0..s.len() {
+        let (mut a, mut b) = (s[j], q[j]);
+        if let Some(v) = &skip_vals {
+            a -= v[j];
+            b -= v[j] * v[j];
+        }
+        let mu = a / m;
+        mean.push(mu as f32);
+        sd.push(((b / m - mu * mu).max(0.0)).sqrt() as f32);
     }
-    s.sort_by(f32::total_cmp);
-    s[s.len() / 2]
+    (mean, sd)
+}
+
+/// Each channel's floor: [`SIGMA_FLOOR_FRACTION`] of the median standard deviation inside the
+/// part (a tiny positive number when that is 0).
+fn channel_floors(sd: &[f32], c: usize, mask: &[f32]) -> Vec<f32> {
+    (0..c)
+        .map(|k| {
+            let mut v: Vec<f32> = sd
+                .iter()
+                .skip(k)
+                .step_by(c)
+                .zip(mask)
+                .filter(|(_, m)| **m > 0.5)
+                .map(|(s, _)| *s)
+                .collect();
+            v.sort_by(f32::total_cmp);
+            let med = v.get(v.len() / 2).copied().unwrap_or(0.0);
+            (med * SIGMA_FLOOR_FRACTION).max(1e-6)
+        })
+        .collect()
+}
+
+fn apply_floor(sd: &mut [f32], floors: &[f32]) {
+    let c = floors.len().max(1);
+    for (j, s) in sd.iter_mut().enumerate() {
+        *s = s.max(floors[j % c]);
+    }
+}
+
+/// The unsmoothed pixel scores of one photo's residuals (P, C): the mean squared z-score over
+/// channels (standardized) or the mean squared residual (raw).
+fn pixel_scores(
+    res: ArrayView2<'_, f32>,
+    mean: &[f32],
+    sigma: &[f32],
+    scoring: Scoring,
+) -> Vec<f32> {
+    let c = res.ncols().max(1);
+    res.outer_iter()
+        .enumerate()
+        .map(|(j, r)| {
+            let acc: f64 = r
+                .iter()
+                .enumerate()
+                .map(|(k, &v)| {
+                    let d = match scoring {
+                        Scoring::Raw => f64::from(v),
+                        Scoring::Standardized => {
+                            f64::from(v - mean[j * c + k]) / f64::from(sigma[j * c + k])
+                        }
+                    };
+                    d * d
+                })
+                .sum();
+            (acc / c as f64) as f32
+        })
+        .collect()
+}
+
+/// The score map of one photo's residuals (P, C) on the pooled grid: pixel scores, smoothed,
+/// less the normal level 1 (standardized), clamped at 0, and 0 outside the part.
+pub fn score_map(
+    res: ArrayView2<'_, f32>,
+    cal: Option<&Calibration>,
+    grid: &PartGrid,
+    s: &ScoreSettings,
+) -> Vec<f32> {
+    let (scoring, mean, sigma) = match (s.scoring, cal) {
+        (Scoring::Standardized, Some(c)) => (Scoring::Standardized, &c.mean[..], &c.sigma[..]),
+        _ => (Scoring::Raw, &[][..], &[][..]),
+    };
+    finish_map(pixel_scores(res, mean, sigma, scoring), scoring, grid, s)
+}
+
+fn finish_map(raw: Vec<f32>, scoring: Scoring, grid: &PartGrid, s: &ScoreSettings) -> Vec<f32> {
+    let shift = if scoring == Scoring::Standardized {
+        1.0
+    } else {
+        0.0
+    };
+    // Outside the part there is nothing to score, and nothing may bleed into the part's edge:
+    // the smoothing is a normalised convolution over the part's pixels only.
+    let masked: Vec<f32> = raw
+        .iter()
+        .zip(&grid.mask)
+        .map(|(&v, &m)| if m > 0.5 { v } else { 0.0 })
+        .collect();
+    let num = gaussian_blur(&masked, grid.shape, s.smoothing_sigma);
+    let den = gaussian_blur(&grid.mask, grid.shape, s.smoothing_sigma);
+    num.into_iter()
+        .zip(den)
+        .zip(&grid.mask)
+        .map(|((v, d), &m)| {
+            if m > 0.5 && d > 1e-6 {
+                (v / d - shift).max(0.0)
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Image score: the maximum of the map inside the part's core.
+pub fn image_score(map: &[f32], grid: &PartGrid) -> f32 {
+    map.iter()
+        .zip(&grid.core)
+        .filter(|(_, c)| **c > 0.5)
+        .map(|(v, _)| *v)
+        .fold(0.0, f32::max)
+}
+
+/// The mean of the map inside the part (for reports).
+pub fn mean_score(map: &[f32], grid: &PartGrid) -> f32 {
+    let (s, n) = map
+        .iter()
+        .zip(&grid.mask)
+        .filter(|(_, m)| **m > 0.5)
+        .fold((0f64, 0usize), |(s, n), (v, _)| (s + f64::from(*v), n + 1));
+    if n == 0 { 0.0 } else { (s / n as f64) as f32 }
 }
 
 /// The `q` quantile (linear interpolation, as numpy's default) of finite values; 0 when empty.
@@ -115,79 +345,121 @@ pub fn quantile(values: &[f32], q: f64) -> f64 {
     f64::from(s[lo]) * (1.0 - f) + f64::from(s[hi]) * f
 }
 
-/// Scores one error map: standardised with (mean, std) when scoring is standardised, then
-/// smoothed. `shape` is the pooled (height, width).
-pub fn score_map(
-    error: &[f32],
-    mean: &[f32],
-    std: &[f32],
-    shape: (usize, usize),
-    s: &ScoreSettings,
-) -> Vec<f32> {
-    let z: Vec<f32> = match s.scoring {
-        Scoring::Raw => error.to_vec(),
-        Scoring::Standardized => error
-            .iter()
-            .zip(mean.iter().zip(std))
-            .map(|(&e, (&m, &sd))| (e - m) / sd)
-            .collect(),
-    };
-    gaussian_blur(&z, shape, s.smoothing_sigma)
+/// Euler–Mascheroni constant (the mean of a standard Gumbel law).
+const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
+
+/// Location and scale of the Gumbel law with the sample's mean and standard deviation (method
+/// of moments), and its `1 - fpr` quantile.
+pub fn gumbel_threshold(scores: &[f64], fpr: f64) -> ((f64, f64), f64) {
+    let n = scores.len().max(1) as f64;
+    let mean = scores.iter().sum::<f64>() / n;
+    let var = scores.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    let beta = var.sqrt() * 6f64.sqrt() / std::f64::consts::PI;
+    let mu = mean - EULER_GAMMA * beta;
+    ((mu, beta), mu - beta * (-(1.0 - fpr).ln()).ln())
 }
 
-/// Image score: the maximum of the smoothed map (and its mean, for reports).
-pub fn image_score(map: &[f32]) -> (f32, f32) {
-    let finite = map.iter().copied().filter(|v| v.is_finite());
-    let max = finite.clone().fold(f32::NEG_INFINITY, f32::max);
-    let (sum, n) = finite.fold((0f64, 0usize), |(s, n), v| (s + f64::from(v), n + 1));
-    (
-        if n == 0 { 0.0 } else { max },
-        if n == 0 { 0.0 } else { (sum / n as f64) as f32 },
-    )
-}
-
-/// Calibrates on the held-out good images' error maps (N, P).
+/// Calibrates on the out-of-fold residuals (M, P, C) of good training photos: residual
+/// statistics for standardized scores, and automatic thresholds from the photos scored exactly
+/// as new photos are (each leaving itself out of the statistics).
 pub fn calibrate(
-    val: ArrayView2<'_, f32>,
-    shape: (usize, usize),
+    res: ArrayView3<'_, f32>,
+    grid: &PartGrid,
     s: &ScoreSettings,
-) -> Calibration {
-    let n = val.dim().0;
-    let (mean, raw_std) = pixel_stats(val, None);
-    let floor = median(&raw_std).max(1e-12);
-    let std: Vec<f32> = raw_std.iter().map(|&v| v.max(floor)).collect();
-    let leave_one_out = n >= 3;
-    let mut pixel_scores = Vec::new();
-    let mut image_scores = Vec::new();
-    for (i, row) in val.outer_iter().enumerate() {
-        let e: Vec<f32> = row.to_vec();
-        let map = if leave_one_out && s.scoring == Scoring::Standardized {
-            let (m, sd) = pixel_stats(val, Some(i));
-            let sd: Vec<f32> = sd.iter().map(|&v| v.max(floor)).collect();
-            score_map(&e, &m, &sd, shape, s)
-        } else {
-            score_map(&e, &mean, &std, shape, s)
+) -> Result<Calibration, ScoreError> {
+    let (m, p, c) = res.dim();
+    if p != grid.shape.0 * grid.shape.1 || grid.mask.len() != p {
+        return Err(ScoreError::Shape(format!(
+            "calibration residuals have {p} pixels per image but the grid is {}x{}",
+            grid.shape.0, grid.shape.1
+        )));
+    }
+    check_finite("the calibration residuals", res)?;
+    if m < MIN_CALIBRATION_IMAGES {
+        return Err(ScoreError::TooFewImages {
+            needed: MIN_CALIBRATION_IMAGES,
+            found: m,
+        });
+    }
+    let (sum, sq) = moments(res);
+    let (mean, mut sigma) = stats_from(&sum, &sq, m, None);
+    let floors = channel_floors(&sigma, c, &grid.mask);
+    apply_floor(&mut sigma, &floors);
+    let mut image_scores = Vec::with_capacity(m);
+    let mut in_part = Vec::new();
+    for row in res.outer_iter() {
+        let map = match s.scoring {
+            Scoring::Standardized => {
+                let (mu, mut sd) = stats_from(&sum, &sq, m, Some(row));
+                apply_floor(&mut sd, &floors);
+                finish_map(
+                    pixel_scores(row, &mu, &sd, Scoring::Standardized),
+                    Scoring::Standardized,
+                    grid,
+                    s,
+                )
+            }
+            Scoring::Raw => finish_map(
+                pixel_scores(row, &[], &[], Scoring::Raw),
+                Scoring::Raw,
+                grid,
+                s,
+            ),
         };
-        image_scores.push(image_score(&map).0);
-        pixel_scores.extend(map);
+        image_scores.push(f64::from(image_score(&map, grid)));
+        in_part.extend(
+            map.iter()
+                .zip(&grid.mask)
+                .filter(|(_, m)| **m > 0.5)
+                .map(|(v, _)| *v),
+        );
     }
-    let max_image = image_scores
-        .iter()
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
-    Calibration {
-        images: n,
-        pixel_threshold: quantile(&pixel_scores, s.pixel_quantile),
-        image_threshold: if n == 0 {
-            f64::INFINITY
-        } else {
-            f64::from(max_image) * s.image_margin
-        },
+    let (gumbel, thr) = gumbel_threshold(&image_scores, s.false_positive_rate);
+    let image_threshold = thr * s.image_margin;
+    if !(image_threshold.is_finite() && image_threshold > 0.0) {
+        return Err(ScoreError::Degenerate {
+            which: "image",
+            value: image_threshold,
+        });
+    }
+    let pixel_threshold = quantile(&in_part, s.pixel_quantile);
+    if !(pixel_threshold.is_finite() && pixel_threshold > 0.0) {
+        return Err(ScoreError::Degenerate {
+            which: "pixel",
+            value: pixel_threshold,
+        });
+    }
+    Ok(Calibration {
+        images: m,
         mean,
-        std,
-        std_floor: floor,
-        leave_one_out,
+        sigma,
+        sigma_floor: floors,
+        image_scores,
+        pixel_threshold,
+        image_threshold,
+        gumbel,
+    })
+}
+
+/// Checks one photo's residuals before scoring: a NaN must fail the photo, never score 0.
+pub fn check_residuals(res: ArrayView3<'_, f32>, what: &str) -> Result<(), ScoreError> {
+    check_finite(what, res)
+}
+
+/// The z-scores of one photo's residuals (P, C) against the calibration, inside the part: for
+/// checking that good photos come out standard (mean about 0, spread about 1).
+pub fn z_scores(res: ArrayView2<'_, f32>, cal: &Calibration, grid: &PartGrid) -> Vec<f32> {
+    let c = res.ncols().max(1);
+    let mut out = Vec::new();
+    for (j, r) in res.axis_iter(Axis(0)).enumerate() {
+        if grid.mask[j] <= 0.5 {
+            continue;
+        }
+        for (k, &v) in r.iter().enumerate() {
+            out.push((v - cal.mean[j * c + k]) / cal.sigma[j * c + k]);
+        }
     }
+    out
 }
 
 /// A separable Gaussian blur of a (h, w) map with edge clamping; sigma 0 copies.
@@ -239,15 +511,42 @@ pub fn exceeds_loss_cut(error: f32, loss_cut: f64, use_log_loss: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array2;
+    use crate::rng::SplitMix64;
+    use ndarray::Array3;
 
     fn settings(scoring: Scoring) -> ScoreSettings {
         ScoreSettings {
             scoring,
             smoothing_sigma: 0.0,
-            pixel_quantile: 0.99,
+            pixel_quantile: 0.999,
             image_margin: 1.0,
+            false_positive_rate: 0.02,
+            part_erosion: 1,
         }
+    }
+
+    /// Gaussian residuals (m, h*w, c) with a per-(pixel, channel) spread and offset, zero
+    /// outside a centred rectangle that is the part.
+    fn residuals(m: usize, (h, w): (usize, usize), c: usize, seed: u64) -> (Array3<f32>, Vec<f32>) {
+        let mut rng = SplitMix64::new(seed);
+        let mask: Vec<f32> = (0..h * w)
+            .map(|j| {
+                let (y, x) = (j / w, j % w);
+                f32::from(u8::from(y >= 2 && y + 2 < h && x >= 2 && x + 2 < w))
+            })
+            .collect();
+        let res = Array3::from_shape_fn((m, h * w, c), |(_, j, k)| {
+            if mask[j] < 0.5 {
+                return 0.0;
+            }
+            // Box-Muller from two uniforms.
+            let u1 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let u2 = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let g = (-2.0 * (u1.max(1e-300)).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            let spread = 0.5 + (j % 7) as f64 * 0.3 + k as f64;
+            (0.1 * k as f64 + spread * g) as f32
+        });
+        (res, mask)
     }
 
     #[test]
@@ -258,26 +557,129 @@ mod tests {
     }
 
     #[test]
-    fn standardised_scores_use_per_pixel_stats() {
-        // 4 good maps of 3 pixels: pixel 0 constant 1, pixel 1 in {0, 2}, pixel 2 in {0, 4}.
-        let val =
-            Array2::from_shape_vec((4, 3), vec![1., 0., 0., 1., 2., 4., 1., 0., 0., 1., 2., 4.])
-                .unwrap();
-        let cal = calibrate(val.view(), (1, 3), &settings(Scoring::Standardized));
-        assert_eq!(cal.mean, vec![1.0, 1.0, 2.0]);
-        // std: 0, 1, 2 -> floor = median = 1 -> 1, 1, 2.
-        assert_eq!(cal.std_floor, 1.0);
-        assert_eq!(cal.std, vec![1.0, 1.0, 2.0]);
-        assert!(cal.leave_one_out);
-        let z = score_map(
-            &[2.0, 3.0, 2.0],
-            &cal.mean,
-            &cal.std,
-            (1, 3),
-            &settings(Scoring::Standardized),
+    fn good_photos_come_out_standard_through_the_detection_path() {
+        let shape = (12, 16);
+        let (cal_res, mask) = residuals(40, shape, 2, 1);
+        let grid = PartGrid::new(shape, &mask, 1);
+        let cal = calibrate(cal_res.view(), &grid, &settings(Scoring::Standardized)).unwrap();
+        // New good photos from the same law: z-scores with mean ~0 and spread ~1.
+        let (new, _) = residuals(20, shape, 2, 2);
+        let z: Vec<f32> = new
+            .outer_iter()
+            .flat_map(|r| z_scores(r, &cal, &grid))
+            .collect();
+        let n = z.len() as f64;
+        let mean = z.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let sd = (z
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
+        assert!(mean.abs() < 0.05, "mean {mean}");
+        assert!((sd - 1.0).abs() < 0.1, "spread {sd}");
+        // Maps are >= 0 and exactly 0 outside the part.
+        for r in new.outer_iter() {
+            let map = score_map(r, Some(&cal), &grid, &settings(Scoring::Standardized));
+            assert!(map.iter().all(|&v| v >= 0.0 && v.is_finite()));
+            assert!(map.iter().zip(&mask).all(|(&v, &m)| m > 0.5 || v == 0.0));
+        }
+    }
+
+    #[test]
+    fn a_defect_outscores_every_good_photo_and_crosses_the_threshold() {
+        let shape = (12, 16);
+        let (cal_res, mask) = residuals(30, shape, 2, 3);
+        let grid = PartGrid::new(shape, &mask, 1);
+        let s = settings(Scoring::Standardized);
+        let cal = calibrate(cal_res.view(), &grid, &s).unwrap();
+        assert_eq!(cal.image_scores.len(), 30);
+        let max_good = cal.image_scores.iter().copied().fold(0.0, f64::max);
+        // The Gumbel quantile at 2 % lies above the typical good score.
+        assert!(
+            cal.image_threshold
+                > quantile(
+                    &cal.image_scores
+                        .iter()
+                        .map(|&v| v as f32)
+                        .collect::<Vec<_>>(),
+                    0.5
+                )
         );
-        assert_eq!(z, vec![1.0, 2.0, 0.0]);
-        assert_eq!(image_score(&z), (2.0, 1.0));
+        let (mut bad, _) = residuals(1, shape, 2, 4);
+        // A 2x2 defect of 8 standard deviations in channel 0.
+        for (y, x) in [(5, 7), (5, 8), (6, 7), (6, 8)] {
+            let j = y * 16 + x;
+            let spread = 0.5 + (j % 7) as f32 * 0.3;
+            bad[[0, j, 0]] += 8.0 * spread;
+        }
+        let map = score_map(bad.index_axis(Axis(0), 0), Some(&cal), &grid, &s);
+        let score = f64::from(image_score(&map, &grid));
+        assert!(
+            score > max_good && score > cal.image_threshold,
+            "{score} vs {max_good} / {}",
+            cal.image_threshold
+        );
+        let worst = map
+            .iter()
+            .enumerate()
+            .fold((0, 0.0f32), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
+        assert!([(5 * 16 + 7), (5 * 16 + 8), (6 * 16 + 7), (6 * 16 + 8)].contains(&worst.0));
+    }
+
+    #[test]
+    fn nan_residuals_and_too_few_photos_are_errors() {
+        let shape = (6, 6);
+        let (mut res, mask) = residuals(5, shape, 1, 5);
+        let grid = PartGrid::new(shape, &mask, 0);
+        res[[3, 14, 0]] = f32::NAN;
+        let e = calibrate(res.view(), &grid, &settings(Scoring::Standardized)).unwrap_err();
+        assert_eq!(
+            e,
+            ScoreError::NotFinite {
+                what: "the calibration residuals".into(),
+                row: 3
+            }
+        );
+        let (res, _) = residuals(2, shape, 1, 6);
+        assert!(matches!(
+            calibrate(res.view(), &grid, &settings(Scoring::Standardized)),
+            Err(ScoreError::TooFewImages { found: 2, .. })
+        ));
+        // All-zero residuals give degenerate thresholds, not "everything is good".
+        let zero = Array3::<f32>::zeros((5, 36, 1));
+        assert!(matches!(
+            calibrate(zero.view(), &grid, &settings(Scoring::Raw)),
+            Err(ScoreError::Degenerate { .. })
+        ));
+    }
+
+    #[test]
+    fn gumbel_quantile_of_a_known_sample() {
+        // Mean 10, sample sd 2 -> beta = 2 sqrt(6) / pi, mu = 10 - gamma beta.
+        let scores = [8.0, 10.0, 12.0];
+        let ((mu, beta), t) = gumbel_threshold(&scores, 0.02);
+        let b = 2.0 * 6f64.sqrt() / std::f64::consts::PI;
+        assert!((beta - b).abs() < 1e-12);
+        assert!((mu - (10.0 - EULER_GAMMA * b)).abs() < 1e-12);
+        assert!((t - (mu + b * 3.901_938_2)).abs() < 1e-4, "{t}");
+    }
+
+    #[test]
+    fn the_outline_does_not_set_the_image_score() {
+        let shape = (8, 8);
+        let mask: Vec<f32> = (0..64)
+            .map(|j| {
+                f32::from(u8::from(
+                    (1..7).contains(&(j / 8)) && (1..7).contains(&(j % 8)),
+                ))
+            })
+            .collect();
+        let grid = PartGrid::new(shape, &mask, 1);
+        let mut map = vec![0.0f32; 64];
+        map[9] = 100.0; // on the outline (row 1, col 1)
+        map[27] = 2.0; // inside the core
+        assert_eq!(image_score(&map, &grid), 2.0);
     }
 
     #[test]

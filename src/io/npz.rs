@@ -18,6 +18,20 @@ pub struct InputData {
     pub shape: (usize, usize),
     /// One-hot type labels (N, types), in one-hot mode.
     pub labels: Option<Array2<f32>>,
+    /// The training photos' part mask and photometric reference (arrays `part_mask` and
+    /// `reference`), when make_input computed them.
+    pub part: Option<PartReference>,
+}
+
+/// What make_input learnt about the part from the training photos, on the pooled grid; the
+/// validation file carries the training one, so detection scores the same pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartReference {
+    /// 1.0 where the pooled pixel belongs to the part, else 0.0; (P,).
+    pub mask: Array1<f32>,
+    /// The per-pixel median of the training rows that every photo's channels were fitted to
+    /// (P, C); absent when photometric normalisation is off.
+    pub reference: Option<Array2<f32>>,
 }
 
 /// Writes `input` to `path` atomically.
@@ -30,6 +44,13 @@ pub fn write_input(path: &Path, input: &InputData) -> Result<(), IoError> {
         npz.add_array("shape", &shape).map_err(|e| e.to_string())?;
         if let Some(labels) = &input.labels {
             npz.add_array("labels", labels).map_err(|e| e.to_string())?;
+        }
+        if let Some(part) = &input.part {
+            npz.add_array("part_mask", &part.mask)
+                .map_err(|e| e.to_string())?;
+            if let Some(r) = &part.reference {
+                npz.add_array("reference", r).map_err(|e| e.to_string())?;
+            }
         }
         npz.finish().map_err(|e| e.to_string())?;
         Ok(())
@@ -84,11 +105,82 @@ pub fn read_input(path: &Path) -> Result<InputData, IoError> {
     } else {
         None
     };
+    let part = if has("part_mask") {
+        let mask: Array1<f32> = npz
+            .by_name("part_mask")
+            .map_err(|e| bad(format!("array `part_mask` (float32, 1-D): {e}")))?;
+        if mask.len() != data.dim().1 {
+            return Err(bad(format!(
+                "`part_mask` has {} pixels but `data` has {} per image",
+                mask.len(),
+                data.dim().1
+            )));
+        }
+        let reference = if has("reference") {
+            let r: Array2<f32> = npz
+                .by_name("reference")
+                .map_err(|e| bad(format!("array `reference` (float32, 2-D): {e}")))?;
+            if r.dim() != (data.dim().1, data.dim().2) {
+                return Err(bad(format!(
+                    "`reference` is {}x{} but `data` has {} pixels x {} channels per image",
+                    r.dim().0,
+                    r.dim().1,
+                    data.dim().1,
+                    data.dim().2
+                )));
+            }
+            Some(r)
+        } else {
+            None
+        };
+        Some(PartReference { mask, reference })
+    } else {
+        None
+    };
     Ok(InputData {
         data,
         shape: hw,
         labels,
+        part,
     })
+}
+
+/// Reads only the part mask and reference of an ML input file (without its `data`), checked
+/// against each other; `None` when the file has none (made by an older pixal).
+pub fn read_part(path: &Path) -> Result<Option<PartReference>, IoError> {
+    let bad = |reason: String| IoError::Npz {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(|source| IoError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut npz = NpzReader::new(file).map_err(|e| bad(e.to_string()))?;
+    let names = npz.names().map_err(|e| bad(e.to_string()))?;
+    let has = |n: &str| names.iter().any(|x| x == n || x == &format!("{n}.npy"));
+    if !has("part_mask") {
+        return Ok(None);
+    }
+    let mask: Array1<f32> = npz
+        .by_name("part_mask")
+        .map_err(|e| bad(format!("array `part_mask` (float32, 1-D): {e}")))?;
+    let reference = if has("reference") {
+        let r: Array2<f32> = npz
+            .by_name("reference")
+            .map_err(|e| bad(format!("array `reference` (float32, 2-D): {e}")))?;
+        if r.nrows() != mask.len() {
+            return Err(bad(format!(
+                "`reference` has {} pixels but `part_mask` {}",
+                r.nrows(),
+                mask.len()
+            )));
+        }
+        Some(r)
+    } else {
+        None
+    };
+    Ok(Some(PartReference { mask, reference }))
 }
 
 /// The npz path of a component's type: `<type_root>/<file_name>`.
@@ -109,6 +201,7 @@ mod tests {
             data,
             shape: (2, 3),
             labels: None,
+            part: None,
         };
         write_input(&p, &input).unwrap();
         assert_eq!(read_input(&p).unwrap(), input);
@@ -127,6 +220,7 @@ mod tests {
             data: Array3::zeros((1, 6, 1)),
             shape: (2, 2),
             labels: None,
+            part: None,
         };
         write_input(&p, &input).unwrap();
         let e = read_input(&p).unwrap_err().to_string();

@@ -53,6 +53,33 @@ pub fn split(n: usize, seed: u64) -> Split {
     }
 }
 
+/// The seeded `k`-fold partition of `n` rows for cross-validation: the held-out rows of each
+/// fold (shuffled, then dealt round-robin, so fold sizes differ by at most one). Fold 0 is the
+/// same kind of 80/20 cut as [`split`] when `k` is 5. `k` is capped at `n`; `None` when `n < 2`
+/// (no row can be held out while another trains).
+pub fn folds(n: usize, k: usize, seed: u64) -> Option<Vec<Vec<usize>>> {
+    if n < 2 {
+        return None;
+    }
+    let k = k.clamp(2, n);
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = SplitMix64::new(seed ^ 0x5EED_5EED_0000_0001);
+    rng.shuffle(&mut idx);
+    let mut out = vec![Vec::new(); k];
+    for (i, r) in idx.into_iter().enumerate() {
+        out[i % k].push(r);
+    }
+    for f in &mut out {
+        f.sort_unstable();
+    }
+    Some(out)
+}
+
+/// The rows of `0..n` that are not in `held_out` (sorted).
+pub fn complement(n: usize, held_out: &[usize]) -> Vec<usize> {
+    (0..n).filter(|i| !held_out.contains(i)).collect()
+}
+
 /// The largest value of the data, the divisor of the original's `X / max(X)` scaling.
 /// `None` when the data is empty, not finite or has no positive value (nothing to scale by).
 pub fn data_max(data: ArrayView3<f32>) -> Option<f32> {
@@ -131,6 +158,23 @@ mod tests {
         assert!(one.note.is_some());
         assert!(split(2, 3).note.is_some());
         assert!(split(20, 3).note.is_none());
+    }
+
+    #[test]
+    fn folds_partition_the_rows() {
+        assert_eq!(folds(1, 5, 1), None);
+        for (n, k) in [(2usize, 5usize), (7, 3), (60, 5), (20, 5)] {
+            let f = folds(n, k, 9).unwrap();
+            assert_eq!(f.len(), k.min(n));
+            let mut all: Vec<usize> = f.iter().flatten().copied().collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..n).collect::<Vec<_>>());
+            let sizes: Vec<usize> = f.iter().map(Vec::len).collect();
+            assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
+            assert_eq!(f, folds(n, k, 9).unwrap());
+            assert_eq!(complement(n, &f[0]).len() + f[0].len(), n);
+        }
+        assert_ne!(folds(60, 5, 1), folds(60, 5, 2));
     }
 
     #[test]

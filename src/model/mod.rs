@@ -7,11 +7,20 @@
 //! - [`ModelKind::PixelStats`]: per-(pixel, channel) mean and standard deviation
 //!   ([`pixel_stats`]), a baseline that trains in seconds.
 //!
+//! Both hand detection a residual per (image, pixel, channel) in the model's units (see
+//! [`TrainedModel::residuals`]). Training cross-validates: the photos are dealt into
+//! `calibration_folds` folds and each fold is scored by a model fitted without it, so every
+//! training photo gets an out-of-fold residual (`calibration_residuals.npy`) that detection
+//! calibrates its scores and thresholds on. The deployed autoencoder is the fold-0 model (so the
+//! calibration residuals come from models made exactly like it); pixel_stats deploys the
+//! statistics of all photos.
+//!
 //! A model folder holds `model_config.json` (everything needed to rebuild the model), the
 //! weights (`<model_name>.mpk` burn record and `<model_name>.safetensors` for the
-//! autoencoder; `pixel_mean.npy` / `pixel_std.npy` for pixel_stats), `loss_history.json`,
-//! `loss_plot.png` (autoencoder) and `validation_error_maps.npy`: the error maps of the
-//! held-out validation images, which the detection stage calibrates its thresholds on.
+//! autoencoder, with `input_mean.npy` / `input_std.npy` when its inputs are standardised;
+//! `pixel_mean.npy` / `pixel_std.npy` for pixel_stats), `part_mask.npy` (the training photos'
+//! part on the pooled grid), `calibration_residuals.npy`, `loss_history.json` and
+//! `loss_plot.png` (autoencoder).
 
 pub mod adam;
 pub mod autoencoder;
@@ -35,7 +44,7 @@ use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Parameters;
-use crate::config::resolved::{ModelTraining, ModelType, Regularization};
+use crate::config::resolved::{InputNormalization, ModelTraining, ModelType, Regularization};
 use crate::io::metadata::{PreprocessingMetadata, read_yaml, write_yaml};
 use crate::io::{IoError, atomic};
 use autoencoder::{ActivityRegularizer, Autoencoder, AutoencoderConfig, LEAKY_SLOPE};
@@ -47,8 +56,14 @@ use train::{EpochRecord, FitSettings, Rows};
 
 /// `model_config.json`: how to rebuild the model.
 pub const MODEL_CONFIG_FILE: &str = "model_config.json";
-/// Error maps (float32, (N_val, P)) of the held-out validation images.
-pub const VALIDATION_ERROR_MAPS_FILE: &str = "validation_error_maps.npy";
+/// Out-of-fold residuals (float32, (N, P, C)) of every training image.
+pub const CALIBRATION_RESIDUALS_FILE: &str = "calibration_residuals.npy";
+/// The part mask (float32, (P,)) of the training images.
+pub const PART_MASK_FILE: &str = "part_mask.npy";
+/// Standardised autoencoder inputs: per-(pixel, channel) mean (float32, (P, C)).
+pub const INPUT_MEAN_FILE: &str = "input_mean.npy";
+/// Standardised autoencoder inputs: per-(pixel, channel) standard deviation (float32, (P, C)).
+pub const INPUT_STD_FILE: &str = "input_std.npy";
 /// Per-epoch losses and metrics.
 pub const LOSS_HISTORY_FILE: &str = "loss_history.json";
 /// Training vs validation loss figure.
@@ -58,7 +73,7 @@ pub const MEAN_FILE: &str = "pixel_mean.npy";
 /// pixel_stats standard deviation (float32, (P, C)).
 pub const STD_FILE: &str = "pixel_std.npy";
 /// Version of the model folder layout.
-pub const MODEL_FORMAT: u32 = 1;
+pub const MODEL_FORMAT: u32 = 2;
 
 /// Seconds between two best-weights checkpoints during training: improving epochs in between
 /// only mark the checkpoint stale, so a fast fit does not spend its time writing hundreds of
@@ -150,12 +165,63 @@ pub struct ModelSpec {
     pub safetensors_file: Option<String>,
     /// pixel_stats: the floor of the standard deviation in z-scores.
     pub std_floor: Option<f32>,
-    /// The source file of each row of `validation_error_maps.npy`.
+    /// The images held out while the deployed weights were fitted (autoencoder: fold 0).
     pub validation_files: Vec<String>,
+    /// What the autoencoder sees (pixel_stats: `scale`).
+    pub input_normalization: InputNormalization,
+    /// Cross-validation folds of the calibration residuals.
+    pub calibration_folds: usize,
+    /// The source file of each row of `calibration_residuals.npy`.
+    pub calibration_files: Vec<String>,
+}
+
+/// Per-(pixel, channel) standardisation of autoencoder inputs: `(x / data_max - mean) / std`,
+/// and exactly 0 outside the part (so the masked loss skips those values).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standardizer {
+    /// Mean (P, C) of the scaled training rows.
+    pub mean: Array2<f32>,
+    /// Standard deviation (P, C), floored.
+    pub std: Array2<f32>,
+    /// Part mask (P).
+    pub mask: Vec<f32>,
+}
+
+impl Standardizer {
+    /// Fits on rows `rows` of `data` (N, P, C) scaled by `1 / data_max`.
+    pub fn fit(data: ArrayView3<f32>, rows: &[usize], data_max: f32, mask: &[f32]) -> Standardizer {
+        let s = pixel_stats::fit(data, rows, data_max);
+        let floor = s.std_floor;
+        Standardizer {
+            mean: s.mean,
+            std: s.std.mapv(|v| v.max(floor)),
+            mask: mask.to_vec(),
+        }
+    }
+
+    /// Rows `rows` of `data`, standardised and flattened to (rows, P * C).
+    pub fn rows(&self, data: ArrayView3<f32>, rows: &[usize], data_max: f32) -> Array2<f32> {
+        let (_, p, c) = data.dim();
+        let inv = 1.0 / data_max;
+        let mut out = Array2::<f32>::zeros((rows.len(), p * c));
+        for (o, &r) in rows.iter().enumerate() {
+            let src = data.index_axis(Axis(0), r);
+            let mut dst = out.row_mut(o);
+            for j in 0..p {
+                if self.mask.get(j).is_some_and(|&m| m <= 0.5) {
+                    continue;
+                }
+                for k in 0..c {
+                    dst[j * c + k] = (src[[j, k]] * inv - self.mean[[j, k]]) / self.std[[j, k]];
+                }
+            }
+        }
+        out
+    }
 }
 
 enum Net {
-    Autoencoder(Box<Autoencoder<CpuBackend>>),
+    Autoencoder(Box<Autoencoder<CpuBackend>>, Option<Standardizer>),
     PixelStats(PixelStats),
 }
 
@@ -163,6 +229,7 @@ enum Net {
 pub struct TrainedModel {
     spec: ModelSpec,
     net: Net,
+    part_mask: Option<Vec<f32>>,
 }
 
 fn dir_err(path: &Path, reason: impl Into<String>) -> ModelError {
@@ -170,6 +237,14 @@ fn dir_err(path: &Path, reason: impl Into<String>) -> ModelError {
         path: path.to_path_buf(),
         reason: reason.into(),
     }
+}
+
+fn read_npy1(path: &Path) -> Result<ndarray::Array1<f32>, ModelError> {
+    let f = std::fs::File::open(path).map_err(|source| IoError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    ndarray::Array1::<f32>::read_npy(f).map_err(|e| dir_err(path, format!("bad .npy: {e}")))
 }
 
 fn read_npy2(path: &Path) -> Result<Array2<f32>, ModelError> {
@@ -309,7 +384,34 @@ impl TrainedModel {
                     path: wpath.clone(),
                     source,
                 })?;
-                Net::Autoencoder(Box::new(network_from_record(ac, bytes, &wpath)?))
+                let standardizer = match spec.input_normalization {
+                    InputNormalization::Scale => None,
+                    InputNormalization::Standardize => {
+                        let mean = read_npy2(&model_dir.join(INPUT_MEAN_FILE))?;
+                        let std = read_npy2(&model_dir.join(INPUT_STD_FILE))?;
+                        if mean.dim() != (p, c) || std.dim() != (p, c) {
+                            return Err(dir_err(model_dir, "input mean/std arrays are not (P, C)"));
+                        }
+                        if std.iter().any(|v| !(v.is_finite() && *v > 0.0))
+                            || mean.iter().any(|v| !v.is_finite())
+                        {
+                            return Err(dir_err(
+                                model_dir,
+                                "input mean/std hold values that are not finite (or std <= 0)",
+                            ));
+                        }
+                        let mask = match read_npy1(&model_dir.join(PART_MASK_FILE)) {
+                            Ok(m) if m.len() == p => m.to_vec(),
+                            Ok(_) => return Err(dir_err(model_dir, "part_mask.npy is not (P,)")),
+                            Err(_) => vec![1.0; p],
+                        };
+                        Some(Standardizer { mean, std, mask })
+                    }
+                };
+                Net::Autoencoder(
+                    Box::new(network_from_record(ac, bytes, &wpath)?),
+                    standardizer,
+                )
             }
             ModelKind::PixelStats => {
                 let mean = read_npy2(&model_dir.join(MEAN_FILE))?;
@@ -324,7 +426,48 @@ impl TrainedModel {
                 })
             }
         };
-        Ok(TrainedModel { spec, net })
+        let mask_path = model_dir.join(PART_MASK_FILE);
+        let part_mask = if mask_path.is_file() {
+            let m = read_npy1(&mask_path)?;
+            if m.len() != p || m.iter().any(|v| !v.is_finite()) {
+                return Err(dir_err(&mask_path, format!("must hold {p} finite values")));
+            }
+            Some(m.to_vec())
+        } else {
+            None
+        };
+        Ok(TrainedModel {
+            spec,
+            net,
+            part_mask,
+        })
+    }
+
+    /// The training images' part mask on the pooled grid (P), when training had one.
+    pub fn part_mask(&self) -> Option<&[f32]> {
+        self.part_mask.as_deref()
+    }
+
+    /// The out-of-fold residuals (N, P, C) of the training images, from `model_dir`.
+    pub fn calibration_residuals(&self, model_dir: &Path) -> Result<Array3<f32>, ModelError> {
+        let path = model_dir.join(CALIBRATION_RESIDUALS_FILE);
+        let f = std::fs::File::open(&path).map_err(|source| IoError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let a = Array3::<f32>::read_npy(f).map_err(|e| dir_err(&path, format!("bad .npy: {e}")))?;
+        let (p, c) = self.input_shape();
+        if (a.dim().1, a.dim().2) != (p, c) {
+            return Err(dir_err(
+                &path,
+                format!(
+                    "residuals are {}x{} per image but the model is {p}x{c}",
+                    a.dim().1,
+                    a.dim().2
+                ),
+            ));
+        }
+        Ok(a)
     }
 
     /// The model kind.
@@ -422,12 +565,19 @@ impl TrainedModel {
         let (n, p, c) = scaled.dim();
         let recon = match &self.net {
             Net::PixelStats(s) => s.reconstruct(n),
-            Net::Autoencoder(m) => {
+            Net::Autoencoder(m, st) => {
                 let device = Default::default();
-                let flat = scaled
-                    .view()
-                    .into_shape_with_order((n, p * c))
-                    .map_err(|e| ModelError::Shape(e.to_string()))?;
+                let all_rows: Vec<usize> = (0..n).collect();
+                let standardized = st
+                    .as_ref()
+                    .map(|st| st.rows(data.view(), &all_rows, self.spec.data_max));
+                let flat = match &standardized {
+                    Some(z) => z.view(),
+                    None => scaled
+                        .view()
+                        .into_shape_with_order((n, p * c))
+                        .map_err(|e| ModelError::Shape(e.to_string()))?,
+                };
                 let mut out: Vec<f32> = Vec::with_capacity(n * p * c);
                 let all: Vec<usize> = (0..n).collect();
                 for chunk in all.chunks(INFER_BATCH) {
@@ -448,43 +598,62 @@ impl TrainedModel {
                     // Chunks come in row order, so appending keeps rows in place.
                     out.extend_from_slice(y);
                 }
-                Array3::from_shape_vec((n, p, c), out)
-                    .map_err(|e| ModelError::Shape(e.to_string()))?
+                let mut recon = Array3::from_shape_vec((n, p, c), out)
+                    .map_err(|e| ModelError::Shape(e.to_string()))?;
+                // Standardised outputs back to the scaled space.
+                if let Some(st) = st {
+                    for mut img in recon.outer_iter_mut() {
+                        ndarray::Zip::from(&mut img)
+                            .and(&st.mean)
+                            .and(&st.std)
+                            .for_each(|v, &mu, &sd| *v = *v * sd + mu);
+                    }
+                }
+                recon
             }
         };
         Ok((recon, scaled))
     }
 
-    /// Per-pixel error maps (N, P) of raw npz data (N, P, C); the model applies its stored
-    /// scaling X / data_max itself. Autoencoder: squared error between scaled input and
-    /// reconstruction, averaged over channels; pixel_stats: squared z-score
-    /// ((x - mean) / std)^2 averaged over channels (std floored at `std_floor`). `labels`
-    /// (N, types) is required in one-hot mode.
+    /// Residuals (N, P, C) of raw npz data in the model's units: `(x / data_max - recon) / d`
+    /// with `d` the per-(pixel, channel) standard deviation of the training images for
+    /// pixel_stats (floored) and for a standardising autoencoder, else 1 (the original's
+    /// reconstruction error). `labels` (N, types) is required in one-hot mode.
+    pub fn residuals(
+        &self,
+        data: ArrayView3<f32>,
+        labels: Option<ArrayView2<f32>>,
+    ) -> Result<Array3<f32>, ModelError> {
+        if let Net::PixelStats(s) = &self.net {
+            self.check(&data, &labels)?;
+            return Ok(s.residuals(data, self.spec.data_max));
+        }
+        let (recon, mut res) = self.reconstruct_scaled(data, labels)?;
+        res -= &recon;
+        if let Net::Autoencoder(_, Some(st)) = &self.net {
+            for mut img in res.outer_iter_mut() {
+                img /= &st.std;
+            }
+        }
+        Ok(res)
+    }
+
+    /// Per-pixel error maps (N, P) of raw npz data: the squared [`Self::residuals`] averaged
+    /// over channels (the autoencoder's squared reconstruction error in the scaled space, or
+    /// the squared z-score for pixel_stats and standardised inputs).
     pub fn error_maps(
         &self,
         data: ArrayView3<f32>,
         labels: Option<ArrayView2<f32>>,
     ) -> Result<Array2<f32>, ModelError> {
-        if let Net::PixelStats(s) = &self.net {
-            self.check(&data, &labels)?;
-            return Ok(s.error_maps(data, self.spec.data_max));
-        }
-        let (recon, scaled) = self.reconstruct_scaled(data, labels)?;
-        let c = scaled.dim().2 as f32;
-        let mut out = Array2::<f32>::zeros((scaled.dim().0, scaled.dim().1));
-        ndarray::Zip::from(&mut out)
-            .and(scaled.lanes(Axis(2)))
-            .and(recon.lanes(Axis(2)))
-            .for_each(|o, x, r| {
-                *o = x
-                    .iter()
-                    .zip(r.iter())
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum::<f32>()
-                    / c;
-            });
-        Ok(out)
+        Ok(mean_square(&self.residuals(data, labels)?))
     }
+}
+
+/// The mean of the squares over the last axis: (N, P, C) -> (N, P).
+pub fn mean_square(res: &Array3<f32>) -> Array2<f32> {
+    let c = res.dim().2.max(1) as f32;
+    res.map_axis(Axis(2), |r| r.iter().map(|v| v * v).sum::<f32>() / c)
 }
 
 /// What a training run did.
@@ -556,7 +725,7 @@ pub struct TrainingMetadata {
     pub n_images: usize,
     /// Training images' source files.
     pub train_files: Vec<String>,
-    /// Validation images' source files (rows of `validation_error_maps.npy`).
+    /// Images held out while the deployed weights were fitted.
     pub validation_files: Vec<String>,
     /// Epochs run.
     pub epochs_run: usize,
@@ -603,6 +772,8 @@ struct Prepared {
     files: Vec<String>,
     label_types: Vec<String>,
     data_max: f32,
+    /// The part mask of make_input (all ones for files without one).
+    part_mask: Vec<f32>,
 }
 
 fn prepare(
@@ -671,10 +842,27 @@ fn prepare(
     let data_max = data::data_max(input.data.view()).ok_or_else(|| {
         bad("the data has no positive value or a value that is not finite; nothing to scale by (X / max(X))".into())
     })?;
+    if let Some((i, _)) = input
+        .data
+        .outer_iter()
+        .enumerate()
+        .find(|(_, r)| r.iter().any(|v| !v.is_finite()))
+    {
+        return Err(bad(format!(
+            "image {} ({}) holds a value that is not a finite number (NaN or infinite); run make_input again",
+            i,
+            files.get(i).map_or("?", String::as_str)
+        )));
+    }
+    let part_mask = match &input.part {
+        Some(part) => part.mask.to_vec(),
+        None => vec![1.0; p],
+    };
     Ok(Prepared {
         data: input.data,
         labels,
         pooled: input.shape,
+        part_mask,
         channels,
         weights,
         files,
@@ -702,10 +890,24 @@ pub fn train_npz(
     let m = &params.model_training;
     let prep = prepare(params, npz, preprocessing_meta)?;
     let (n, p, c) = prep.data.dim();
-    let split = data::split(n, m.seed);
+    let folds = data::folds(n, m.calibration_folds, m.seed).ok_or_else(|| ModelError::Input {
+        path: npz.to_path_buf(),
+        reason: format!(
+            "{n} image(s): training needs at least 2 good images so that each can be scored by a model that did not see it"
+        ),
+    })?;
+    // The deployed autoencoder is fold 0's model; pixel_stats is fitted on every image.
+    let split = data::Split {
+        train: data::complement(n, &folds[0]),
+        validation: folds[0].clone(),
+        note: None,
+    };
     let mut warnings = Vec::new();
-    if let Some(note) = &split.note {
-        warnings.push(format!("{}: {note}", npz.display()));
+    if n < 10 {
+        warnings.push(format!(
+            "{}: only {n} images; thresholds calibrated on so few good photos are rough",
+            npz.display()
+        ));
     }
     if m.mixed_precision {
         warnings.push("mixed_precision is not supported by pixal; training in float32".into());
@@ -713,10 +915,27 @@ pub fn train_npz(
     atomic::create_dir_all(model_dir)?;
     let mut outputs = Vec::new();
     let fit_t0 = Instant::now();
+    let labels_of = |rows: &[usize]| prep.labels.as_ref().map(|l| l.select(Axis(0), rows));
+    let mut calibration = Array3::<f32>::zeros((n, p, c));
+    let normalization = match m.model_type {
+        ModelType::PixelStats => InputNormalization::Scale,
+        ModelType::Autoencoder => m.input_normalization,
+    };
 
     let (kind, net, outcome) = match m.model_type {
         ModelType::PixelStats => {
-            let stats = pixel_stats::fit(prep.data.view(), &split.train, prep.data_max);
+            for fold in &folds {
+                let s =
+                    pixel_stats::fit(prep.data.view(), &data::complement(n, fold), prep.data_max);
+                let r = s.residuals(select3(&prep.data, fold).view(), prep.data_max);
+                for (o, &row) in fold.iter().enumerate() {
+                    calibration
+                        .index_axis_mut(Axis(0), row)
+                        .assign(&r.index_axis(Axis(0), o));
+                }
+            }
+            let all: Vec<usize> = (0..n).collect();
+            let stats = pixel_stats::fit(prep.data.view(), &all, prep.data_max);
             let mean_path = model_dir.join(MEAN_FILE);
             let std_path = model_dir.join(STD_FILE);
             write_npy(&mean_path, &stats.mean)?;
@@ -726,15 +945,63 @@ pub fn train_npz(
             (ModelKind::PixelStats, Net::PixelStats(stats), None)
         }
         ModelType::Autoencoder => {
-            let (net, outcome) = train_autoencoder(m, &prep, &split, model_dir, &mut warnings)?;
-            (
-                ModelKind::Autoencoder,
-                Net::Autoencoder(Box::new(net)),
-                Some(outcome),
-            )
+            let mut deployed = None;
+            for (k, fold) in folds.iter().enumerate() {
+                let train_rows = data::complement(n, fold);
+                let (net, outcome, st) = train_autoencoder(
+                    m,
+                    &prep,
+                    &train_rows,
+                    fold,
+                    (k == 0).then(|| model_dir.join(format!("{}.mpk", m.model_name))),
+                    &format!("{} fold {}/{}", m.model_name, k + 1, folds.len()),
+                )?;
+                let fold_model = TrainedModel {
+                    spec: provisional_spec(m, &prep, normalization, outcome.config.clone()),
+                    net: Net::Autoencoder(Box::new(net), st),
+                    part_mask: None,
+                };
+                let r = fold_model.residuals(
+                    select3(&prep.data, fold).view(),
+                    labels_of(fold).as_ref().map(|l| l.view()),
+                )?;
+                for (o, &row) in fold.iter().enumerate() {
+                    calibration
+                        .index_axis_mut(Axis(0), row)
+                        .assign(&r.index_axis(Axis(0), o));
+                }
+                if k == 0 {
+                    deployed = Some((fold_model.net, outcome));
+                }
+            }
+            let Some((net, outcome)) = deployed else {
+                return Err(ModelError::Shape("no fold was trained".into()));
+            };
+            if let Net::Autoencoder(_, Some(st)) = &net {
+                let mean_path = model_dir.join(INPUT_MEAN_FILE);
+                let std_path = model_dir.join(INPUT_STD_FILE);
+                write_npy(&mean_path, &st.mean)?;
+                write_npy(&std_path, &st.std)?;
+                outputs.push(mean_path);
+                outputs.push(std_path);
+            }
+            (ModelKind::Autoencoder, net, Some(outcome))
         }
     };
     let fit_seconds = fit_t0.elapsed().as_secs_f64();
+    if let Some((i, _)) = calibration
+        .outer_iter()
+        .enumerate()
+        .find(|(_, r)| r.iter().any(|v| !v.is_finite()))
+    {
+        return Err(ModelError::Input {
+            path: npz.to_path_buf(),
+            reason: format!(
+                "training diverged: the out-of-fold residuals of {} are not finite numbers; lower model_training.learning_rate",
+                prep.files[i]
+            ),
+        });
+    }
 
     let validation_files: Vec<String> = split
         .validation
@@ -746,7 +1013,7 @@ pub fn train_npz(
     let safetensors_file = format!("{}.safetensors", m.model_name);
     let std_floor = match &net {
         Net::PixelStats(s) => Some(s.std_floor),
-        Net::Autoencoder(_) => None,
+        Net::Autoencoder(..) => None,
     };
     let ae_config = outcome.as_ref().map(|o| o.config.clone());
     let spec = ModelSpec {
@@ -765,22 +1032,26 @@ pub fn train_npz(
         safetensors_file: Some(safetensors_file.clone()),
         std_floor,
         validation_files: validation_files.clone(),
+        input_normalization: normalization,
+        calibration_folds: folds.len(),
+        calibration_files: prep.files.clone(),
     };
     let model = TrainedModel {
         spec: spec.clone(),
         net,
+        part_mask: Some(prep.part_mask.clone()),
     };
 
-    // Calibration data for detection: the error maps of the held-out images.
+    // Calibration data for detection: every image's out-of-fold residuals, and the part.
+    let cal_path = model_dir.join(CALIBRATION_RESIDUALS_FILE);
+    write_npy(&cal_path, &calibration)?;
+    outputs.push(cal_path);
+    let mask_path = model_dir.join(PART_MASK_FILE);
+    write_npy(&mask_path, &ndarray::Array1::from(prep.part_mask.clone()))?;
+    outputs.push(mask_path);
     let val_data = select3(&prep.data, &split.validation);
-    let val_labels = prep
-        .labels
-        .as_ref()
-        .map(|l| l.select(Axis(0), &split.validation));
-    let val_maps = model.error_maps(val_data.view(), val_labels.as_ref().map(|l| l.view()))?;
-    let maps_path = model_dir.join(VALIDATION_ERROR_MAPS_FILE);
-    write_npy(&maps_path, &val_maps)?;
-    outputs.push(maps_path);
+    let val_labels = labels_of(&split.validation);
+    let val_maps = mean_square(&calibration.select(Axis(0), &split.validation));
 
     // Weights for Python users.
     let mut st_meta = BTreeMap::new();
@@ -788,7 +1059,7 @@ pub fn train_npz(
     st_meta.insert("kind".to_string(), format!("{kind:?}"));
     st_meta.insert("data_max".to_string(), prep.data_max.to_string());
     let tensors = match &model.net {
-        Net::Autoencoder(net) => named_tensors(net.as_ref()),
+        Net::Autoencoder(net, _) => named_tensors(net.as_ref()),
         Net::PixelStats(s) => vec![
             NamedTensor {
                 name: "mean".into(),
@@ -892,9 +1163,8 @@ pub fn train_npz(
     }
     if kind == ModelKind::PixelStats {
         notes.push(format!(
-            "mean/std fitted on the {} training image(s); the {} validation image(s) give validation_error_maps.npy",
-            split.train.len(),
-            split.validation.len()
+            "mean/std fitted on all {n} image(s); calibration_residuals.npy holds each image scored by the statistics of the other folds ({} folds)",
+            folds.len()
         ));
     }
     let total = t0.elapsed().as_secs_f64();
@@ -1077,6 +1347,9 @@ struct FitJob<'a> {
     train: Rows<'a>,
     val: Rows<'a>,
     weights_path: PathBuf,
+    /// Whether best weights are checkpointed to `weights_path` during the fit (the deployed
+    /// model only; the other folds' models live in memory).
+    checkpoint: bool,
     label: String,
 }
 
@@ -1110,6 +1383,7 @@ impl device::BackendJob for FitJob<'_> {
             // Checkpoint the best weights when they improve, at most every
             // CHECKPOINT_INTERVAL_S seconds.
             if let Some(best) = best
+                && self.checkpoint
                 && write_error.is_none()
                 && last_write.is_none_or(|t| t.elapsed().as_secs_f64() >= CHECKPOINT_INTERVAL_S)
             {
@@ -1149,41 +1423,84 @@ impl device::BackendJob for FitJob<'_> {
     }
 }
 
-/// Trains the autoencoder on the split, writes its final best weights (burn record) and
-/// returns the CPU network with its history.
+/// The spec of an autoencoder fitted during cross-validation, enough to compute its residuals.
+fn provisional_spec(
+    m: &ModelTraining,
+    prep: &Prepared,
+    normalization: InputNormalization,
+    config: AutoencoderConfig,
+) -> ModelSpec {
+    let (_, p, c) = prep.data.dim();
+    ModelSpec {
+        format: MODEL_FORMAT,
+        version: crate::VERSION.into(),
+        kind: ModelKind::Autoencoder,
+        model_name: m.model_name.clone(),
+        input_shape: [p, c],
+        pooled_shape: [prep.pooled.0, prep.pooled.1],
+        channels: prep.channels.clone(),
+        weights: prep.weights.clone(),
+        data_max: prep.data_max,
+        label_types: prep.label_types.clone(),
+        autoencoder: Some(config),
+        weights_file: None,
+        safetensors_file: None,
+        std_floor: None,
+        validation_files: Vec::new(),
+        input_normalization: normalization,
+        calibration_folds: 0,
+        calibration_files: Vec::new(),
+    }
+}
+
+/// Trains the autoencoder on rows `train_rows` with early stopping on `val_rows`; with
+/// `weights_path`, checkpoints and finally writes its best weights (burn record) there. Returns
+/// the CPU network, its history and the input standardisation it was trained with.
 fn train_autoencoder(
     m: &ModelTraining,
     prep: &Prepared,
-    split: &data::Split,
-    model_dir: &Path,
-    warnings: &mut Vec<String>,
-) -> Result<(Autoencoder<CpuBackend>, AeOutcome), ModelError> {
+    train_rows: &[usize],
+    val_rows: &[usize],
+    weights_path: Option<PathBuf>,
+    label: &str,
+) -> Result<(Autoencoder<CpuBackend>, AeOutcome, Option<Standardizer>), ModelError> {
     let (_, p, c) = prep.data.dim();
     let label_dim = prep.labels.as_ref().map_or(0, |l| l.ncols());
     let config = autoencoder_config(m, p * c, label_dim);
     let selected = device::select(m.device)?;
     let device_name = selected.describe();
-    let x_train = data::scaled_rows(prep.data.view(), &split.train, prep.data_max);
-    let x_val = data::scaled_rows(prep.data.view(), &split.validation, prep.data_max);
+    let standardizer = (m.input_normalization == InputNormalization::Standardize)
+        .then(|| Standardizer::fit(prep.data.view(), train_rows, prep.data_max, &prep.part_mask));
+    let rows_of = |rows: &[usize]| match &standardizer {
+        Some(st) => st.rows(prep.data.view(), rows, prep.data_max),
+        None => data::scaled_rows(prep.data.view(), rows, prep.data_max),
+    };
+    let x_train = rows_of(train_rows);
+    let x_val = rows_of(val_rows);
     let l_train = prep
         .labels
         .as_ref()
-        .map(|l| data::select_rows(l.view(), &split.train));
+        .map(|l| data::select_rows(l.view(), train_rows));
     let l_val = prep
         .labels
         .as_ref()
-        .map(|l| data::select_rows(l.view(), &split.validation));
+        .map(|l| data::select_rows(l.view(), val_rows));
     log::info!(
-        "training {} on {}: {} train / {} validation images, {} inputs, {} weights, {} epochs max",
-        m.model_name,
+        "training {label} on {}: {} train / {} validation images, {} inputs ({}), {} weights, {} epochs max",
         device_name,
-        split.train.len(),
-        split.validation.len(),
+        train_rows.len(),
+        val_rows.len(),
         p * c,
+        if standardizer.is_some() {
+            "standardised"
+        } else {
+            "scaled"
+        },
         config.num_params(),
         m.n_epochs
     );
-    let weights_path = model_dir.join(format!("{}.mpk", m.model_name));
+    let checkpoint = weights_path.is_some();
+    let weights_path = weights_path.unwrap_or_else(|| PathBuf::from(format!("{label}.mpk")));
     let job = FitJob {
         config: &config,
         settings: fit_settings(m, &prep.weights),
@@ -1197,18 +1514,23 @@ fn train_autoencoder(
             labels: l_val.as_ref().map(|l| l.view()),
         },
         weights_path: weights_path.clone(),
-        label: m.model_name.clone(),
+        checkpoint,
+        label: label.to_string(),
     };
     let r = device::run(selected, job)?;
     if let Some(a) = &r.aborted {
-        warnings.push(a.clone());
+        // A fit whose loss stopped being a number has learnt nothing to trust.
+        return Err(ModelError::Input {
+            path: weights_path,
+            reason: format!("training {label} diverged ({a}); lower model_training.learning_rate"),
+        });
     }
-    let t = Instant::now();
-    atomic::write_bytes(&weights_path, &r.bytes)?;
-    log::trace!("weights written in {:.2} s", t.elapsed().as_secs_f64());
-    let t = Instant::now();
+    if checkpoint {
+        let t = Instant::now();
+        atomic::write_bytes(&weights_path, &r.bytes)?;
+        log::trace!("weights written in {:.2} s", t.elapsed().as_secs_f64());
+    }
     let net = network_from_record(&config, r.bytes, &weights_path)?;
-    log::trace!("weights decoded in {:.2} s", t.elapsed().as_secs_f64());
     Ok((
         net,
         AeOutcome {
@@ -1219,5 +1541,6 @@ fn train_autoencoder(
             stopped_early: r.stopped_early,
             device: device_name,
         },
+        standardizer,
     ))
 }

@@ -86,6 +86,22 @@ impl PixelStats {
         out
     }
 
+    /// The z-scores `(x / scale - mean) / max(std, floor)` of every (image, pixel, channel):
+    /// (N, P, C), the residuals detection scores. `data` must be (N, P, C) with this model's P
+    /// and C.
+    pub fn residuals(&self, data: ArrayView3<f32>, scale: f32) -> Array3<f32> {
+        let inv = 1.0 / scale;
+        let floor = self.std_floor;
+        let mut out = data.mapv(|x| x * inv);
+        for mut img in out.outer_iter_mut() {
+            Zip::from(&mut img)
+                .and(&self.mean)
+                .and(&self.std)
+                .for_each(|v, &m, &s| *v = (*v - m) / s.max(floor));
+        }
+        out
+    }
+
     /// The reconstruction of `n` images: the mean, repeated (N, P, C).
     pub fn reconstruct(&self, n: usize) -> Array3<f32> {
         let (p, c) = self.mean.dim();

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use super::homography::{self, Homography, HomographyError, Point, RansacParams};
 use super::keypoints::{self, Descriptor, Features, OrbParams};
-use super::ssim::{gray_of_rgba, mse, ssim};
+use super::ssim::{gray_of_rgba, photometric_mse, ssim};
 
 /// Settings of an alignment (the `preprocessing.alignment` keys, plus what they imply).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +38,8 @@ pub struct AlignParams {
     pub ransac_threshold: f64,
     /// Minimum SSIM of an accepted alignment (`MIN_SCORE_THRESHOLD`).
     pub min_score: f64,
-    /// Maximum grayscale MSE of an accepted alignment (`MAX_MSE_THRESHOLD`).
+    /// Maximum grayscale MSE of an accepted alignment (`MAX_MSE_THRESHOLD`), measured after a
+    /// gain and offset fit so that it measures alignment, not lighting.
     pub max_mse: f64,
     /// Minimum RANSAC inliers (`MIN_GOOD_MATCHES`).
     pub min_good_matches: usize,
@@ -155,7 +156,9 @@ pub enum AlignError {
         min: f64,
     },
     /// The alignment's MSE is above `MAX_MSE_THRESHOLD`.
-    #[error("MSE {mse:.3} is above MAX_MSE_THRESHOLD {max}")]
+    #[error(
+        "MSE {mse:.3} (after fitting gain and offset to the reference) is above MAX_MSE_THRESHOLD {max}: the part's texture does not line up"
+    )]
     HighMse {
         /// The MSE reached.
         mse: f64,
@@ -828,7 +831,8 @@ pub struct Aligned {
     pub rms: f64,
     /// SSIM of the aligned image against the reference (gray, 3x3 window).
     pub ssim: f64,
-    /// Gray MSE of the aligned image against the reference.
+    /// Gray MSE of the aligned image against the reference after fitting it to the reference
+    /// with a gain and an offset, over the pixels both show ([`super::ssim::photometric_mse`]).
     pub mse: f64,
     /// True when the intensity refinement was kept (it scored a higher SSIM).
     pub refined: bool,
@@ -964,7 +968,10 @@ pub fn align_pair(
         .ok_or(AlignError::Homography(HomographyError::Degenerate))?;
     let image = warp_rgba(photo, &inv, dims.0, dims.1);
     let g = gray_of_rgba(&image);
-    let (Some(s), Some(e)) = (ssim(&g, &reference.gray), mse(&g, &reference.gray)) else {
+    let (Some(s), Some(e)) = (
+        ssim(&g, &reference.gray),
+        photometric_mse(&g, &reference.gray),
+    ) else {
         return Err(AlignError::Homography(HomographyError::Degenerate));
     };
     let mut inlier_matches: Vec<&Match> = matches

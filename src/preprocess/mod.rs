@@ -9,6 +9,7 @@ pub mod features;
 pub mod homography;
 pub mod input;
 pub mod keypoints;
+pub mod photometric;
 pub mod pool;
 pub mod ssim;
 

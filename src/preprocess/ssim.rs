@@ -196,9 +196,81 @@ pub fn mse(a: &GrayImage, b: &GrayImage) -> Option<f64> {
     Some(sum as f64 / a.as_raw().len() as f64)
 }
 
+/// The mean squared difference left after fitting `a` to `b` with a gain and an offset (least
+/// squares), over the pixels where both images have content (non-zero: background-removed
+/// images are black outside the part). A change of lighting — gain, bias — leaves it at the
+/// noise level, while a misalignment moves every edge of the part's texture and raises it: so
+/// it measures alignment, not lighting. `None` for images of different sizes or with fewer than
+/// 16 shared pixels; 0 when `b` is constant there.
+pub fn photometric_mse(a: &GrayImage, b: &GrayImage) -> Option<f64> {
+    if a.dimensions() != b.dimensions() {
+        return None;
+    }
+    // Sums over the shared pixels: n, sum x, sum y, sum xx, sum xy, sum yy (x = b, y = a).
+    let sums = a
+        .as_raw()
+        .par_chunks(1 << 16)
+        .zip(b.as_raw().par_chunks(1 << 16))
+        .map(|(ya, xb)| {
+            let mut s = [0f64; 6];
+            for (&y, &x) in ya.iter().zip(xb) {
+                if x == 0 || y == 0 {
+                    continue;
+                }
+                let (x, y) = (f64::from(x), f64::from(y));
+                s[0] += 1.0;
+                s[1] += x;
+                s[2] += y;
+                s[3] += x * x;
+                s[4] += x * y;
+                s[5] += y * y;
+            }
+            s
+        })
+        .reduce(
+            || [0f64; 6],
+            |mut u, v| {
+                for (p, q) in u.iter_mut().zip(v) {
+                    *p += q;
+                }
+                u
+            },
+        );
+    let [n, sx, sy, sxx, sxy, syy] = sums;
+    if n < 16.0 {
+        return None;
+    }
+    let vx = sxx - sx * sx / n;
+    let vy = syy - sy * sy / n;
+    let cxy = sxy - sx * sy / n;
+    // Residual sum of squares of y on x: vy - cxy^2 / vx.
+    let rss = if vx > 1e-9 { vy - cxy * cxy / vx } else { vy };
+    Some((rss / n).max(0.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn photometric_mse_ignores_gain_and_bias_but_not_shifts() {
+        let tex = |x: u32, y: u32| 60.0 + 40.0 * ((x as f64 * 0.7).sin() + (y as f64 * 0.45).cos());
+        let a = GrayImage::from_fn(64, 48, |x, y| image::Luma([tex(x, y) as u8]));
+        // Gain 1.15 and bias +10 change the plain MSE a lot, the photometric one hardly.
+        let lit = GrayImage::from_fn(64, 48, |x, y| {
+            image::Luma([(tex(x, y) * 1.15 + 10.0) as u8])
+        });
+        assert!(mse(&lit, &a).unwrap() > 100.0);
+        assert!(
+            photometric_mse(&lit, &a).unwrap() < 1.0,
+            "{:?}",
+            photometric_mse(&lit, &a)
+        );
+        // A 2-pixel shift is a misalignment: large.
+        let shifted = GrayImage::from_fn(64, 48, |x, y| image::Luma([tex(x + 2, y) as u8]));
+        assert!(photometric_mse(&shifted, &a).unwrap() > 100.0);
+        assert_eq!(photometric_mse(&a, &GrayImage::new(3, 3)), None);
+    }
 
     #[test]
     fn luma_is_opencvs() {
