@@ -1,0 +1,101 @@
+//! Detection geometry and calibration end to end, with the shipped configuration: good photos —
+//! the training photos themselves and one of them shifted by 2 px — are validated against a
+//! model trained on them, and must come out good, with no band of high scores along the part's
+//! outline (the stored crop box is kept for aligned photos, and the outline cannot set the image
+//! score).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn pixal(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pixal"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The photo moved by (dx, dy) pixels, the border repeated.
+fn shifted(img: &image::RgbImage, dx: i64, dy: i64) -> image::RgbImage {
+    let (w, h) = img.dimensions();
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let sx = (i64::from(x) - dx).clamp(0, i64::from(w) - 1) as u32;
+        let sy = (i64::from(y) - dy).clamp(0, i64::from(h) - 1) as u32;
+        *img.get_pixel(sx, sy)
+    })
+}
+
+#[test]
+fn training_photos_and_a_shifted_one_are_good_with_no_edge_band() {
+    let proj = common::temp_project();
+    let root = proj.path();
+    common::edit_params(
+        root,
+        "model_type: \"autoencoder\"",
+        "model_type: \"pixel_stats\"",
+    );
+    common::edit_params(root, "method: auto ", "method: classical ");
+    let spec = pixal::demo::DemoSpec {
+        width: 320,
+        height: 240,
+        good_per_type: 16,
+        good_validate_per_type: 0,
+        defective_per_type: 0,
+        seed: 11,
+    };
+    let data = pixal::demo::generate(&root.join("data"), &spec).unwrap();
+    let front = data.train.join("front");
+    let mut photos: Vec<_> = std::fs::read_dir(&front)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    photos.sort();
+    // Train on one type only.
+    let train = root.join("train/front");
+    std::fs::create_dir_all(&train).unwrap();
+    for p in &photos {
+        std::fs::copy(p, train.join(p.file_name().unwrap())).unwrap();
+    }
+    let (code, err) = pixal(root, &["preprocess", "-i", "train"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = pixal(root, &["train"]);
+    assert_eq!(code, 0, "{err}");
+
+    // Validate four training photos and the first one shifted by 2 px right and 1 px down.
+    let val = root.join("val/front");
+    std::fs::create_dir_all(&val).unwrap();
+    for p in &photos[..4] {
+        std::fs::copy(p, val.join(p.file_name().unwrap())).unwrap();
+    }
+    let first = image::open(&photos[0]).unwrap().to_rgb8();
+    shifted(&first, 2, 1)
+        .save(val.join("shifted_by_2px.png"))
+        .unwrap();
+    let (code, err) = pixal(root, &["validate", "-i", "val"]);
+    assert_eq!(code, 0, "{err}");
+    let vdir = root.join("validate/Data_set_R0_Triplet_Data_F1_d1_2ps_6var/front");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(vdir.join("summary.json")).unwrap()).unwrap();
+    let images = s["images"].as_array().unwrap();
+    assert_eq!(images.len(), 5, "{s}");
+    let thr = s["thresholds"]["image"].as_f64().unwrap();
+    for im in images {
+        assert_eq!(im["verdict"], "good", "{im} (image threshold {thr})");
+        // An edge band would put a few percent of the part above the pixel threshold.
+        let pct = im["anomalous_percent"].as_f64().unwrap();
+        assert!(pct < 0.2, "{im}");
+        // Maps are >= 0, finite, and 0 far from the part (the photo's corners).
+        let map: ndarray::Array2<f32> =
+            ndarray_npy::read_npy(root.join(im["map_npy"].as_str().unwrap())).unwrap();
+        assert!(map.iter().all(|v| v.is_finite() && *v >= 0.0));
+        assert_eq!(map[[0, 0]], 0.0);
+        let (h, w) = map.dim();
+        assert_eq!(map[[h - 1, w - 1]], 0.0);
+    }
+}
