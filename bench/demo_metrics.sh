@@ -21,8 +21,8 @@ for model in autoencoder pixel_stats; do
     sed -e "s/model_type: \"autoencoder\"/model_type: \"$model\"/" \
         -e "s/scoring: \"standardized\"/scoring: \"$scoring\"/" base.yaml > demo/configs/parameters.yaml
     "$bin" -q --config demo/configs train
-    "$bin" -q --config demo/configs validate -i demo/data/validate --truth demo/data/ground_truth || true
-    for ty in front back; do
+    "$bin" -q --config demo/configs validate -i demo/data/validate --truth demo/data/truth || true
+    for ty in pink_bg blue_bg; do
       python3 - "$model" "$scoring" "$ty" "demo/validate/demo_flex_validate/$ty/summary.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[4]))["metrics"]

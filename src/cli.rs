@@ -114,10 +114,59 @@ pub struct DemoArgs {
     /// Where to create the demo (its images, configs and outputs).
     #[arg(short, long, value_name = "DIR", default_value = "pixal-demo")]
     pub output: PathBuf,
-    /// Good training images per type.
-    #[arg(long, default_value_t = 20)]
-    pub images: usize,
+    /// Good training photos per type [default: 60, 20 with --subtle].
+    #[arg(long, alias = "images", value_name = "N")]
+    pub train: Option<usize>,
+    /// Good validation photos per type.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub good: usize,
+    /// Defective validation photos per type (scratch, contamination, missing copper,
+    /// discolouration, fibre in turn).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub defective: usize,
+    /// Photo size, WIDTHxHEIGHT.
+    #[arg(long, value_name = "WxH", default_value = "480x270", value_parser = parse_size)]
+    pub size: (u32, u32),
+    /// How strongly the defects change the pixels, in (0, 1]: 1 is clear and realistic.
+    #[arg(long, value_name = "F", value_parser = parse_contrast)]
+    pub contrast: Option<f32>,
+    /// The harder set: defects at contrast 0.35 and 20 training photos per type (unless
+    /// --contrast / --train say otherwise).
+    #[arg(long)]
+    pub subtle: bool,
+    /// Write the photos and ground truth under DIR/data and stop (for benchmarks).
+    #[arg(long)]
+    pub generate_only: bool,
+    /// Use the older cartoon-like synthetic part instead of the real flex photo (kept for the
+    /// pipeline test).
+    #[arg(long, hide = true)]
+    pub synthetic: bool,
     /// Seed of the generated images.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+/// Parses `WIDTHxHEIGHT` (e.g. `960x540`).
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("`{s}` is not WIDTHxHEIGHT (e.g. 960x540)");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let w: u32 = w.trim().parse().map_err(|_| bad())?;
+    let h: u32 = h.trim().parse().map_err(|_| bad())?;
+    if !(64..=8192).contains(&w) || !(36..=8192).contains(&h) {
+        return Err(format!("size {w}x{h} is outside 64x36 .. 8192x8192"));
+    }
+    Ok((w, h))
+}
+
+/// Parses a defect contrast in (0, 1].
+fn parse_contrast(s: &str) -> Result<f32, String> {
+    let c: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if c > 0.0 && c <= 1.0 {
+        Ok(c)
+    } else {
+        Err(format!("contrast {s} is outside (0, 1]"))
+    }
 }

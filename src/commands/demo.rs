@@ -1,5 +1,6 @@
-//! `pixal demo`: generates a small synthetic component (two types of flex-like parts: good
-//! images for training, good and defective ones with ground-truth masks for validation), writes
+//! `pixal demo`: generates a component (photos of a real flex under two backlights, by
+//! [`crate::demo::realistic`]: good photos for training, good and defective ones with
+//! ground-truth masks for validation; `--generate-only` stops there), writes
 //! a configuration for it, and runs the whole pipeline on it: preprocess -> train -> validate
 //! with metrics. It prints where the report is and the AUROCs it reached.
 
@@ -18,16 +19,46 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Summary> {
     let root = root
         .canonicalize()
         .with_context(|| format!("{}: cannot resolve the demo folder", root.display()))?;
-    log::info!(
-        "demo: generating a synthetic component in {}",
-        root.display()
-    );
-    let spec = crate::demo::DemoSpec {
-        good_per_type: args.images.max(4),
-        seed: args.seed,
-        ..crate::demo::DemoSpec::default()
+    let data_dir = root.join("data");
+    let (data, types) = if args.synthetic {
+        log::info!(
+            "demo: generating a synthetic cartoon component in {}",
+            data_dir.display()
+        );
+        let spec = crate::demo::DemoSpec {
+            good_per_type: args.train.unwrap_or(20).max(4),
+            seed: args.seed,
+            ..crate::demo::DemoSpec::default()
+        };
+        let data = crate::demo::generate(&data_dir, &spec)?;
+        (data, crate::demo::TYPES.map(String::from).to_vec())
+    } else {
+        let spec = realistic_spec(args);
+        log::info!(
+            "demo: generating photos of a real flex ({}x{}, {} training + {} good + {} defective per type, defect contrast {}) in {}",
+            spec.width,
+            spec.height,
+            spec.train_per_type,
+            spec.good_validate_per_type,
+            spec.defective_per_type,
+            spec.contrast,
+            data_dir.display()
+        );
+        let t = std::time::Instant::now();
+        let data = crate::demo::realistic::generate(&data_dir, &spec)?;
+        log::info!("demo: generated in {:.1} s", t.elapsed().as_secs_f64());
+        (
+            data,
+            spec.types.iter().map(|b| b.name.to_string()).collect(),
+        )
     };
-    let data = crate::demo::generate(&root.join("data"), &spec)?;
+    if args.generate_only {
+        let mut summary = Summary::new("demo");
+        for d in [&data.train, &data.validate, &data.truth] {
+            summary.output(d);
+        }
+        return Ok(summary);
+    }
     let config_dir = root.join("configs");
     write_configs(&config_dir, &root)?;
     let cfg = Config::load(&config_dir)?;
@@ -42,8 +73,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Summary> {
         Some(&data.truth),
     )?);
     log::info!("demo: pipeline took {:.1} s", t0.elapsed().as_secs_f64());
-    for ty in crate::demo::TYPES {
-        let dir = cfg.layout.validate_type_root(Some(ty));
+    for ty in &types {
+        let dir = cfg.layout.validate_type_root(Some(ty.as_str()));
         let Ok(text) = std::fs::read_to_string(dir.join("summary.json")) else {
             summary.warn(format!("demo: no detection summary for {ty}"));
             continue;
@@ -64,6 +95,22 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<Summary> {
         log::info!("demo {ty}: report {}", dir.join("report.html").display());
     }
     Ok(summary)
+}
+
+/// The realistic generator's spec from the command line: `--subtle` sets contrast 0.35 and 20
+/// training photos per type unless `--contrast` / `--train` are given.
+fn realistic_spec(args: &DemoArgs) -> crate::demo::realistic::RealisticSpec {
+    let (contrast, train) = if args.subtle { (0.35, 20) } else { (1.0, 60) };
+    crate::demo::realistic::RealisticSpec {
+        width: args.size.0,
+        height: args.size.1,
+        train_per_type: args.train.unwrap_or(train),
+        good_validate_per_type: args.good,
+        defective_per_type: args.defective,
+        contrast: args.contrast.unwrap_or(contrast),
+        seed: args.seed,
+        ..crate::demo::realistic::RealisticSpec::default()
+    }
 }
 
 /// The shipped configuration with the output folders moved inside the demo folder, alignment on

@@ -3,6 +3,11 @@
 //! lighting, in two types. Good images for training; defective ones (scratch, spot, missing
 //! trace, discolouration) with exact ground-truth masks for validation. Everything is drawn
 //! analytically in part coordinates, so a defect moves with the part and its mask is exact.
+//!
+//! [`realistic`] is the second generator, the one `pixal demo` and `bench/quality.sh` use: photos
+//! of a real flex circuit (embedded in `assets/flex/`) under realistic poses, lighting and noise.
+
+pub mod realistic;
 
 use std::path::{Path, PathBuf};
 
