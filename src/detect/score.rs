@@ -462,41 +462,7 @@ pub fn z_scores(res: ArrayView2<'_, f32>, cal: &Calibration, grid: &PartGrid) ->
     out
 }
 
-/// A separable Gaussian blur of a (h, w) map with edge clamping; sigma 0 copies.
-pub fn gaussian_blur(map: &[f32], (h, w): (usize, usize), sigma: f32) -> Vec<f32> {
-    if sigma <= 0.0 || h * w == 0 || map.len() != h * w {
-        return map.to_vec();
-    }
-    let r = (3.0 * sigma).ceil() as i64;
-    let k: Vec<f32> = (-r..=r)
-        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
-        .collect();
-    let ks: f32 = k.iter().sum();
-    let k: Vec<f32> = k.iter().map(|v| v / ks).collect();
-    let mut tmp = vec![0f32; h * w];
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (j, kv) in k.iter().enumerate() {
-                let xx = (x as i64 + j as i64 - r).clamp(0, w as i64 - 1) as usize;
-                acc += kv * map[y * w + xx];
-            }
-            tmp[y * w + x] = acc;
-        }
-    }
-    let mut out = vec![0f32; h * w];
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (j, kv) in k.iter().enumerate() {
-                let yy = (y as i64 + j as i64 - r).clamp(0, h as i64 - 1) as usize;
-                acc += kv * tmp[yy * w + x];
-            }
-            out[y * w + x] = acc;
-        }
-    }
-    out
-}
+pub use crate::preprocess::blur::gaussian_blur;
 
 /// Whether a pixel is anomalous under the original's rule: error >= loss_cut, or with
 /// `use_log_loss` log10(error) >= log10(loss_cut).
@@ -680,21 +646,6 @@ mod tests {
         map[9] = 100.0; // on the outline (row 1, col 1)
         map[27] = 2.0; // inside the core
         assert_eq!(image_score(&map, &grid), 2.0);
-    }
-
-    #[test]
-    fn blur_preserves_constants_and_mass_in_the_middle() {
-        let m = vec![3.0f32; 25];
-        assert!(
-            gaussian_blur(&m, (5, 5), 1.0)
-                .iter()
-                .all(|v| (v - 3.0).abs() < 1e-5)
-        );
-        let mut d = vec![0f32; 81];
-        d[40] = 1.0;
-        let b = gaussian_blur(&d, (9, 9), 0.8);
-        assert!((b.iter().sum::<f32>() - 1.0).abs() < 1e-4);
-        assert!(b[40] < 1.0 && b[40] > b[41] && (b[41] - b[39]).abs() < 1e-7);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use super::homography::{self, Homography, HomographyError, Point, RansacParams};
 use super::keypoints::{self, Descriptor, Features, OrbParams};
-use super::ssim::{gray_of_rgba, photometric_mse, ssim};
+use super::ssim::{GateImage, gray_of_rgba, photometric_mse, ssim};
 
 /// Settings of an alignment (the `preprocessing.alignment` keys, plus what they imply).
 #[derive(Debug, Clone, PartialEq)]
@@ -766,6 +766,7 @@ pub struct Reference {
     width: u32,
     height: u32,
     gray: GrayImage,
+    gate: GateImage,
     features: Features,
     template: Option<Template>,
 }
@@ -785,6 +786,7 @@ impl Reference {
             width: img.width(),
             height: img.height(),
             gray,
+            gate: GateImage::new(img),
             features,
             template,
         }
@@ -970,7 +972,7 @@ pub fn align_pair(
     let g = gray_of_rgba(&image);
     let (Some(s), Some(e)) = (
         ssim(&g, &reference.gray),
-        photometric_mse(&g, &reference.gray),
+        photometric_mse(&GateImage::new(&image), &reference.gate),
     ) else {
         return Err(AlignError::Homography(HomographyError::Degenerate));
     };

@@ -3,6 +3,7 @@
 
 pub mod align;
 pub mod background;
+pub mod blur;
 pub mod channel;
 pub mod crop;
 pub mod features;
