@@ -629,11 +629,17 @@ fn draw_once(rng: &mut Rng, kind: DefectKind, part: &Part, px_per_part: f32) -> 
                     )
                 })
                 .collect();
+            // Specks at least a photo pixel in radius: a smaller one would change pixels
+            // without covering half of any, so the mask would miss it.
             let specks: Vec<(f32, f32, f32)> = (0..3 + rng.below(6))
                 .map(|_| {
                     let a = rng.uniform(0.0, std::f32::consts::TAU);
                     let d = rng.uniform(1.5, 3.5) * r;
-                    (c.0 + a.cos() * d, c.1 + a.sin() * d, rng.uniform(1.5, 4.0))
+                    (
+                        c.0 + a.cos() * d,
+                        c.1 + a.sin() * d,
+                        rng.uniform(1.5, 4.0).max(1.0 / px_per_part),
+                    )
                 })
                 .collect();
             let reach = 3.5 * r + 5.0;
@@ -1382,6 +1388,21 @@ mod tests {
                     "{}: change outside the mask {dout}",
                     kind.name()
                 );
+                // No pixel changes visibly farther than the defect's soft edge from its mask.
+                for (x, y, p) in good.enumerate_pixels() {
+                    let q = bad.get_pixel(x, y);
+                    if (0..3).any(|k| p.0[k].abs_diff(q.0[k]) > 3) {
+                        let near = (y.saturating_sub(5)..(y + 6).min(h)).any(|yy| {
+                            (x.saturating_sub(5)..(x + 6).min(w))
+                                .any(|xx| mask.get_pixel(xx, yy).0[0] == 255)
+                        });
+                        assert!(
+                            near,
+                            "{}: ({x}, {y}) changed far from the mask",
+                            kind.name()
+                        );
+                    }
+                }
                 // The mask lies inside the part, away from its outline.
                 let (inv, _) = photo_to_part(part, w, h, &pose);
                 for (x, y, m) in mask.enumerate_pixels() {
