@@ -254,10 +254,23 @@ fn pixel_stats_model_files_and_calibration() {
         / 8.0;
     assert!((f64::from(recon[[1, 7, 0]]) - mean).abs() < 1e-6);
 
-    // One image: no held-out image; the metadata says so.
+    // One image is below the default gate (5 images): refused, naming the gate and the
+    // setting, and nothing is written.
     let one = tmp.path().join("one");
     std::fs::create_dir_all(&one).unwrap();
     let npz1 = write(&one, &images(1, None));
+    let e = train_npz(&p, &npz1, None, &one.join("model"), &one.join("metadata"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("only 1 of 1 image(s)")
+            && e.contains("quality_gates.min_images 5")
+            && e.contains("min_images: 1"),
+        "{e}"
+    );
+    assert!(!one.join("model").exists());
+    // Allowed explicitly: no held-out image; the metadata says so.
+    let p = params("  model_type: pixel_stats\nquality_gates:\n  min_images: 1\n");
     let r = train_npz(&p, &npz1, None, &one.join("model"), &one.join("metadata")).unwrap();
     assert_eq!((r.n_train, r.n_val), (1, 1));
     let meta = std::fs::read_to_string(one.join("metadata/testModel.yaml")).unwrap();

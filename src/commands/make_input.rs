@@ -101,6 +101,8 @@ pub struct Target {
     pub label_types: Option<Vec<String>>,
     /// Photo and homography of each input file, when earlier stages know them.
     pub provenance: HashMap<PathBuf, Provenance>,
+    /// Training side: the quality gates (minimum image counts) apply.
+    pub training: bool,
 }
 
 /// What earlier stages know about an image make_input reads.
@@ -128,6 +130,7 @@ impl Target {
             stored_crop: None,
             label_types: None,
             provenance: HashMap::new(),
+            training: true,
         }
     }
 
@@ -149,6 +152,7 @@ impl Target {
             stored_crop,
             label_types,
             provenance: HashMap::new(),
+            training: false,
         }
     }
 }
@@ -385,6 +389,18 @@ fn build_logged(
         }
     }
     if kept.is_empty() {
+        return Ok(None);
+    }
+    if target.training
+        && let Err(e) = cfg
+            .params
+            .quality_gates
+            .check(&format!("make_input {label}"), kept.len(), files.len())
+    {
+        // The type fails as a whole: no out.npz is written, so train cannot use a stale or
+        // thin one by mistake.
+        let dir = sources.first().map_or_else(PathBuf::new, |s| s.1.clone());
+        summary.fail(&dir, e);
         return Ok(None);
     }
     let (p, c) = kept[0].2.dim();

@@ -249,6 +249,38 @@ pub struct Detection {
     pub smoothing_sigma: f32,
 }
 
+/// `quality_gates:`, validated (pixal only): below these a type fails instead of training on
+/// (or being judged by) too few images.
+#[derive(Debug, Clone, Serialize)]
+pub struct QualityGates {
+    /// Fewest images a type may train on (>= 1).
+    pub min_images: usize,
+    /// Smallest share of a type's images that must come through make_input, in [0, 1].
+    pub min_image_fraction: f64,
+}
+
+impl QualityGates {
+    /// Checks `kept` of `total` images of `what` against the gates; the error names the gate,
+    /// the counts and the setting to change.
+    pub fn check(&self, what: &str, kept: usize, total: usize) -> Result<(), String> {
+        if kept < self.min_images {
+            return Err(format!(
+                "{what}: only {kept} of {total} image(s) usable, below quality_gates.min_images {} (see the refused images above; to accept so few, set quality_gates.min_images: {kept} in parameters.yaml)",
+                self.min_images
+            ));
+        }
+        let need = (self.min_image_fraction * total as f64).ceil() as usize;
+        if kept < need {
+            return Err(format!(
+                "{what}: only {kept} of {total} image(s) usable, below quality_gates.min_image_fraction {} ({need} images) (see the refused images above; to accept this, set quality_gates.min_image_fraction: {:.2} in parameters.yaml)",
+                self.min_image_fraction,
+                (kept as f64 / total.max(1) as f64 - 0.005).max(0.0)
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The validated `parameters.yaml`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Parameters {
@@ -262,6 +294,8 @@ pub struct Parameters {
     pub plotting: Plotting,
     /// Detection.
     pub detection: Detection,
+    /// Minimum image counts.
+    pub quality_gates: QualityGates,
 }
 
 /// Builds errors that point at a key of one file.
@@ -587,12 +621,24 @@ impl Parameters {
             smoothing_sigma: cx.non_negative("detection.smoothing_sigma", d.smoothing_sigma)?
                 as f32,
         };
+        let g = &raw.quality_gates;
+        if !(0.0..=1.0).contains(&g.min_image_fraction) {
+            return Err(cx.invalid(
+                "quality_gates.min_image_fraction",
+                format!("must be in [0, 1], found {}", g.min_image_fraction),
+            ));
+        }
+        let quality_gates = QualityGates {
+            min_images: cx.count("quality_gates.min_images", g.min_images, 1)?,
+            min_image_fraction: g.min_image_fraction,
+        };
         Ok(Parameters {
             experiment_name: raw.experiment_name.clone(),
             preprocessing,
             model_training,
             plotting,
             detection,
+            quality_gates,
         })
     }
 }

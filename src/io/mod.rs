@@ -2,6 +2,7 @@
 //! listing input folders, atomic writes (temp file + rename), `.npz` and YAML metadata.
 
 pub mod atomic;
+pub mod lock;
 pub mod image;
 pub mod metadata;
 pub mod npz;

@@ -58,7 +58,8 @@ pub const MEAN_FILE: &str = "pixel_mean.npy";
 /// pixel_stats standard deviation (float32, (P, C)).
 pub const STD_FILE: &str = "pixel_std.npy";
 /// Version of the model folder layout.
-pub const MODEL_FORMAT: u32 = 1;
+/// Format 2 added the `checksums` that tie a folder's files together.
+pub const MODEL_FORMAT: u32 = 2;
 
 /// Seconds between two best-weights checkpoints during training: improving epochs in between
 /// only mark the checkpoint stale, so a fast fit does not spend its time writing hundreds of
@@ -107,6 +108,10 @@ pub enum ModelError {
     /// A figure could not be drawn.
     #[error(transparent)]
     Plot(#[from] crate::report::PlotError),
+    /// Training diverged (a loss or an error map that is not a finite number): no model is
+    /// written, since its scores would mean nothing.
+    #[error("training diverged: {0}")]
+    Diverged(String),
 }
 
 /// Which model a trained model dir holds.
@@ -152,6 +157,47 @@ pub struct ModelSpec {
     pub std_floor: Option<f32>,
     /// The source file of each row of `validation_error_maps.npy`.
     pub validation_files: Vec<String>,
+    /// SHA-256 (hex) of the folder's other files, by file name. `model_config.json` is
+    /// written last, so these tie the files of one training run together: loading refuses a
+    /// file whose hash differs (an interrupted or mixed retrain, a damaged file).
+    #[serde(default)]
+    pub checksums: BTreeMap<String, String>,
+}
+
+/// SHA-256 of `bytes`, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().fold(String::with_capacity(64), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Reads `name` from a model folder and checks it against the checksum `model_config.json`
+/// recorded for it.
+fn read_verified(model_dir: &Path, spec: &ModelSpec, name: &str) -> Result<Vec<u8>, ModelError> {
+    let path = model_dir.join(name);
+    let Some(want) = spec.checksums.get(name) else {
+        return Err(dir_err(
+            &model_dir.join(MODEL_CONFIG_FILE),
+            format!("no checksum recorded for {name}; retrain this type"),
+        ));
+    };
+    let bytes = std::fs::read(&path).map_err(|source| IoError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    if sha256_hex(&bytes) != *want {
+        return Err(dir_err(
+            &path,
+            format!(
+                "checksum differs from the one in {MODEL_CONFIG_FILE}: this file does not belong to the model (an interrupted or mixed retrain, or a damaged file); retrain this type"
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 enum Net {
@@ -172,12 +218,9 @@ fn dir_err(path: &Path, reason: impl Into<String>) -> ModelError {
     }
 }
 
-fn read_npy2(path: &Path) -> Result<Array2<f32>, ModelError> {
-    let f = std::fs::File::open(path).map_err(|source| IoError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Array2::<f32>::read_npy(f).map_err(|e| dir_err(path, format!("bad .npy: {e}")))
+fn npy2_from(bytes: &[u8], path: &Path) -> Result<Array2<f32>, ModelError> {
+    crate::io::npz::check_npy_size(bytes, path)?;
+    Array2::<f32>::read_npy(bytes).map_err(|e| dir_err(path, format!("bad .npy: {e}")))
 }
 
 /// Writes a float32 array as `.npy`, atomically.
@@ -293,6 +336,9 @@ impl TrainedModel {
         if !(spec.data_max.is_finite() && spec.data_max > 0.0) {
             return Err(dir_err(&cfg_path, "data_max must be a positive number"));
         }
+        // The calibration maps are read by detection; checking them here refuses a folder
+        // whose calibration belongs to another run before anything is scored.
+        read_verified(model_dir, &spec, VALIDATION_ERROR_MAPS_FILE)?;
         let net = match spec.kind {
             ModelKind::Autoencoder => {
                 let (Some(ac), Some(file)) = (&spec.autoencoder, &spec.weights_file) else {
@@ -305,15 +351,18 @@ impl TrainedModel {
                     return Err(dir_err(&cfg_path, "autoencoder input_dim is not P x C"));
                 }
                 let wpath = model_dir.join(file);
-                let bytes = std::fs::read(&wpath).map_err(|source| IoError::Read {
-                    path: wpath.clone(),
-                    source,
-                })?;
+                let bytes = read_verified(model_dir, &spec, file)?;
                 Net::Autoencoder(Box::new(network_from_record(ac, bytes, &wpath)?))
             }
             ModelKind::PixelStats => {
-                let mean = read_npy2(&model_dir.join(MEAN_FILE))?;
-                let std = read_npy2(&model_dir.join(STD_FILE))?;
+                let mean = npy2_from(
+                    &read_verified(model_dir, &spec, MEAN_FILE)?,
+                    &model_dir.join(MEAN_FILE),
+                )?;
+                let std = npy2_from(
+                    &read_verified(model_dir, &spec, STD_FILE)?,
+                    &model_dir.join(STD_FILE),
+                )?;
                 if mean.dim() != (p, c) || std.dim() != (p, c) {
                     return Err(dir_err(model_dir, "mean/std arrays are not (P, C)"));
                 }
@@ -621,6 +670,10 @@ fn prepare(
             "the data is empty ({n} images x {p} pixels x {c} channels)"
         )));
     }
+    params
+        .quality_gates
+        .check("training input", n, n)
+        .map_err(bad)?;
     let meta: Option<PreprocessingMetadata> = match meta_path {
         Some(m) => Some(read_yaml(m)?),
         None => None,
@@ -691,6 +744,10 @@ fn select3(a: &Array3<f32>, rows: &[usize]) -> Array3<f32> {
 /// `metadata_dir`); returns a summary of the run. `preprocessing_meta` is make_input's
 /// `preprocessing.yaml` for this file (channel names and weights, source file names, one-hot
 /// type names); without it the configuration's channels and weights are used.
+///
+/// The model is trained into a staging folder beside `model_dir` that replaces it as a whole
+/// only when everything is written: an interrupted or failed retrain leaves the previous model
+/// untouched, and no file of the previous model (of another kind, say) survives a retrain.
 pub fn train_npz(
     params: &Parameters,
     npz: &Path,
@@ -698,6 +755,37 @@ pub fn train_npz(
     model_dir: &Path,
     metadata_dir: &Path,
 ) -> Result<TrainReport, ModelError> {
+    let staging = atomic::staging_dir(model_dir, "model")?;
+    let (mut report, meta) = train_into(
+        params,
+        npz,
+        preprocessing_meta,
+        staging.path(),
+        model_dir,
+    )?;
+    let staged = staging.keep();
+    atomic::replace_dir(&staged, model_dir)?;
+    for o in &mut report.outputs {
+        if let Ok(rel) = o.strip_prefix(&staged) {
+            *o = model_dir.join(rel);
+        }
+    }
+    // The record of the run is written once the model it describes is in place.
+    let meta_path = metadata_dir.join(format!("{}.yaml", params.model_training.model_name));
+    write_yaml(&meta_path, &meta)?;
+    report.outputs.push(meta_path);
+    Ok(report)
+}
+
+/// Trains into `work_dir` (an empty folder); `model_dir` is where it will live, as recorded
+/// in the training metadata.
+fn train_into(
+    params: &Parameters,
+    npz: &Path,
+    preprocessing_meta: Option<&Path>,
+    work_dir: &Path,
+    model_dir: &Path,
+) -> Result<(TrainReport, TrainingMetadata), ModelError> {
     let t0 = Instant::now();
     let m = &params.model_training;
     let prep = prepare(params, npz, preprocessing_meta)?;
@@ -710,15 +798,15 @@ pub fn train_npz(
     if m.mixed_precision {
         warnings.push("mixed_precision is not supported by pixal; training in float32".into());
     }
-    atomic::create_dir_all(model_dir)?;
+    atomic::create_dir_all(work_dir)?;
     let mut outputs = Vec::new();
     let fit_t0 = Instant::now();
 
     let (kind, net, outcome) = match m.model_type {
         ModelType::PixelStats => {
             let stats = pixel_stats::fit(prep.data.view(), &split.train, prep.data_max);
-            let mean_path = model_dir.join(MEAN_FILE);
-            let std_path = model_dir.join(STD_FILE);
+            let mean_path = work_dir.join(MEAN_FILE);
+            let std_path = work_dir.join(STD_FILE);
             write_npy(&mean_path, &stats.mean)?;
             write_npy(&std_path, &stats.std)?;
             outputs.push(mean_path);
@@ -726,7 +814,7 @@ pub fn train_npz(
             (ModelKind::PixelStats, Net::PixelStats(stats), None)
         }
         ModelType::Autoencoder => {
-            let (net, outcome) = train_autoencoder(m, &prep, &split, model_dir, &mut warnings)?;
+            let (net, outcome) = train_autoencoder(m, &prep, &split, work_dir)?;
             (
                 ModelKind::Autoencoder,
                 Net::Autoencoder(Box::new(net)),
@@ -765,6 +853,7 @@ pub fn train_npz(
         safetensors_file: Some(safetensors_file.clone()),
         std_floor,
         validation_files: validation_files.clone(),
+        checksums: BTreeMap::new(),
     };
     let model = TrainedModel {
         spec: spec.clone(),
@@ -778,7 +867,14 @@ pub fn train_npz(
         .as_ref()
         .map(|l| l.select(Axis(0), &split.validation));
     let val_maps = model.error_maps(val_data.view(), val_labels.as_ref().map(|l| l.view()))?;
-    let maps_path = model_dir.join(VALIDATION_ERROR_MAPS_FILE);
+    if let Some(bad) = val_maps.iter().position(|v| !v.is_finite()) {
+        let row = bad / val_maps.ncols().max(1);
+        return Err(ModelError::Diverged(format!(
+            "the trained model's error map of held-out image {} is not a finite number; nothing was written (check the input for NaN, or lower learning_rate)",
+            validation_files.get(row).map_or("?", String::as_str)
+        )));
+    }
+    let maps_path = work_dir.join(VALIDATION_ERROR_MAPS_FILE);
     write_npy(&maps_path, &val_maps)?;
     outputs.push(maps_path);
 
@@ -802,14 +898,14 @@ pub fn train_npz(
             },
         ],
     };
-    let st_path = model_dir.join(&safetensors_file);
+    let st_path = work_dir.join(&safetensors_file);
     let t = Instant::now();
     export::write_safetensors(&st_path, &tensors, &st_meta)?;
     log::trace!("safetensors written in {:.2} s", t.elapsed().as_secs_f64());
     drop(tensors);
     outputs.push(st_path);
     if kind == ModelKind::Autoencoder {
-        outputs.push(model_dir.join(&weights_file));
+        outputs.push(work_dir.join(&weights_file));
     }
 
     // History and figure.
@@ -858,7 +954,7 @@ pub fn train_npz(
         best_epoch,
         epochs: history.clone(),
     };
-    let hist_path = model_dir.join(LOSS_HISTORY_FILE);
+    let hist_path = work_dir.join(LOSS_HISTORY_FILE);
     let json = serde_json::to_vec_pretty(&hist).map_err(|e| IoError::Encode {
         path: hist_path.clone(),
         reason: e.to_string(),
@@ -866,12 +962,24 @@ pub fn train_npz(
     atomic::write_bytes(&hist_path, &json)?;
     outputs.push(hist_path);
     if kind == ModelKind::Autoencoder {
-        let plot_path = model_dir.join(LOSS_PLOT_FILE);
+        let plot_path = work_dir.join(LOSS_PLOT_FILE);
         plot_history(&plot_path, &m.model_name, &hist)?;
         outputs.push(plot_path);
     }
 
-    let cfg_path = model_dir.join(MODEL_CONFIG_FILE);
+    // Written last, with the hash of every file loading reads.
+    let mut spec = spec;
+    let mut hashed = vec![VALIDATION_ERROR_MAPS_FILE.to_string(), safetensors_file.clone()];
+    match kind {
+        ModelKind::Autoencoder => hashed.push(weights_file.clone()),
+        ModelKind::PixelStats => hashed.extend([MEAN_FILE.to_string(), STD_FILE.to_string()]),
+    }
+    for name in hashed {
+        let path = work_dir.join(&name);
+        let bytes = std::fs::read(&path).map_err(|source| IoError::Read { path, source })?;
+        spec.checksums.insert(name, sha256_hex(&bytes));
+    }
+    let cfg_path = work_dir.join(MODEL_CONFIG_FILE);
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| IoError::Encode {
         path: cfg_path.clone(),
         reason: e.to_string(),
@@ -931,11 +1039,8 @@ pub fn train_npz(
         model_dir: model_dir.display().to_string(),
         notes,
     };
-    let meta_path = metadata_dir.join(format!("{}.yaml", m.model_name));
-    write_yaml(&meta_path, &meta)?;
-    outputs.push(meta_path);
-
-    Ok(TrainReport {
+    Ok((
+        TrainReport {
         kind,
         epochs_run,
         best_epoch,
@@ -948,7 +1053,9 @@ pub fn train_npz(
         stopped_early,
         outputs,
         warnings,
-    })
+        },
+        meta,
+    ))
 }
 
 /// Mean squared error between scaled images and their reconstructions: overall and per
@@ -1156,7 +1263,6 @@ fn train_autoencoder(
     prep: &Prepared,
     split: &data::Split,
     model_dir: &Path,
-    warnings: &mut Vec<String>,
 ) -> Result<(Autoencoder<CpuBackend>, AeOutcome), ModelError> {
     let (_, p, c) = prep.data.dim();
     let label_dim = prep.labels.as_ref().map_or(0, |l| l.ncols());
@@ -1201,7 +1307,9 @@ fn train_autoencoder(
     };
     let r = device::run(selected, job)?;
     if let Some(a) = &r.aborted {
-        warnings.push(a.clone());
+        return Err(ModelError::Diverged(format!(
+            "{a}; no model was written (the previous one, if any, is kept)"
+        )));
     }
     let t = Instant::now();
     atomic::write_bytes(&weights_path, &r.bytes)?;
