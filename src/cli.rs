@@ -99,6 +99,10 @@ pub struct ValidateArgs {
     /// Exit with code 3 when any photo is anomalous (and nothing failed), for lab scripts.
     #[arg(long)]
     pub fail_on_anomaly: bool,
+    /// Write this run's results into DIR (one sub-folder per type) instead of the validate
+    /// folder of paths.yaml, so runs with different --output never touch each other's files.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
 }
 
 /// Arguments of `detect`.

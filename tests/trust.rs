@@ -147,6 +147,8 @@ fn nan_in_the_validate_input_fails_the_image_instead_of_calling_it_good() {
     let meta_path = p.validate_root().join("front/metadata/preprocessing.yaml");
     let mut meta: PreprocessingMetadata = read_yaml(&meta_path).unwrap();
     meta.rows[2].photo_size = [100_000, 100_000];
+    // The metadata vouches for this npz, as if make_input itself had produced the NaN.
+    meta.npz_sha256 = Some(pixal::io::sha256_file(&npz).unwrap());
     write_yaml(&meta_path, &meta).unwrap();
     let r = p.run(&["--json", "detect"]);
     assert_eq!(r.code, 1, "{}", r.err);
@@ -334,6 +336,62 @@ fn files_of_two_training_runs_are_refused_together() {
     );
 }
 
+// ---- 3. An incomplete earlier stage is named by the next ----
+
+#[test]
+fn an_interrupted_earlier_stage_is_named_by_the_next_and_stale_files_are_not_read() {
+    let p = Project::new("pixel_stats");
+    write_photos(&p.path().join("photos/front"), 0..6, None);
+    let r = p.run(&["remove_bg", "-i", "photos"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let bg = p
+        .component()
+        .join("front/preprocessed_images/background_removed");
+    let record = bg.join(pixal::io::stage::RECORD_FILE);
+    assert!(record.is_file());
+    // A file an earlier run left, not in this run's record: not read.
+    std::fs::copy(bg.join("front_000_no_bg.png"), bg.join("front_099_no_bg.png")).unwrap();
+    let r = p.run(&["--json", "make_input"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(r.json()["processed"], 6);
+    // Files the record lists are gone (a killed re-run, a cleanup): named.
+    std::fs::remove_file(bg.join("front_002_no_bg.png")).unwrap();
+    let r = p.run(&["make_input"]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(
+        r.err.contains("1 of the 6 file(s) remove_bg wrote here are missing")
+            && r.err.contains("front_002_no_bg.png"),
+        "{}",
+        r.err
+    );
+    // No record at all (killed before it finished): named, nothing built.
+    std::fs::remove_file(&record).unwrap();
+    let npz = p.component().join("front/out.npz");
+    let before = std::fs::read(&npz).unwrap();
+    let r = p.run(&["make_input"]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(r.err.contains("did not finish"), "{}", r.err);
+    assert_eq!(std::fs::read(&npz).unwrap(), before);
+
+    // An npz that its metadata does not describe (make_input killed between the two).
+    let mut other = read_input(&npz).unwrap();
+    other.data.mapv_inplace(|v| v * 0.5);
+    write_input(&npz, &other).unwrap();
+    let r = p.run(&["train"]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(
+        r.err.contains("is not the file this metadata describes"),
+        "{}",
+        r.err
+    );
+    // No metadata at all: not trained under guessed channel names.
+    std::fs::remove_file(p.component().join("front/metadata/preprocessing.yaml")).unwrap();
+    let r = p.run(&["train"]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(r.err.contains("has no make_input metadata"), "{}", r.err);
+    assert!(!p.model_dir("front").exists());
+}
+
 // ---- 4. Too few images, degenerate calibration, ground truth that matches nothing ----
 
 #[test]
@@ -360,6 +418,9 @@ fn too_few_images_fail_the_type_naming_the_gate_and_the_setting() {
     }
     let r = p.run(&["make_input", "-i", "photos"]);
     assert_eq!(r.code, 1);
+    // Each refused photo is reported once, and the stage ends with one counting line.
+    assert_eq!(r.err.matches("broken_3.png").count(), 1, "{}", r.err);
+    assert_eq!(r.err.matches("FAILED").count(), 1, "{}", r.err);
     assert!(
         r.err.contains("make_input back: only 6 of 13 image(s) usable")
             && r.err.contains("quality_gates.min_image_fraction 0.5"),
@@ -612,4 +673,20 @@ fn validate_prints_verdicts_and_fails_on_anomaly_when_asked() {
     let csv = std::fs::read_to_string(p.validate_root().join("front/scores.csv")).unwrap();
     let row = csv.lines().nth(1).unwrap();
     assert!(row.starts_with("new/front/img_20.png,"), "{csv}");
+    // Runs with their own --output keep each other's results.
+    let r = p.run(&["validate", "-i", "new", "--output", "runs/a"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let r = p.run(&["validate", "-i", "new/front/img_21.png", "--type", "front", "-o", "runs/b"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let a = std::fs::read_to_string(p.path().join("runs/a/front/scores.csv")).unwrap();
+    let b = std::fs::read_to_string(p.path().join("runs/b/front/scores.csv")).unwrap();
+    assert_eq!((a.lines().count(), b.lines().count()), (4, 2), "{a}\n{b}");
+    assert!(p.path().join("runs/a/front/report.html").is_file());
+    assert_eq!(
+        std::fs::read_dir(p.path().join("runs/a/front/anomaly_maps"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".npy"))
+            .count(),
+        3
+    );
 }

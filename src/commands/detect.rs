@@ -241,6 +241,7 @@ fn detect_logged(
     let ty = job.ty.as_deref();
     let label = ty.unwrap_or("all types");
     let meta: PreprocessingMetadata = read_yaml(&job.metadata)?;
+    meta.verify_npz(&job.npz, &job.metadata)?;
     let input = read_input(&job.npz)?;
     let model_dir = cfg.layout.model(ty);
     let model = TrainedModel::load(&model_dir).with_context(|| {

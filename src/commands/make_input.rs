@@ -202,6 +202,8 @@ fn build_logged(
     let pp = &cfg.params.preprocessing.preprocessor;
     let label = target.label.as_str();
     let mut files: Vec<(usize, PathBuf)> = Vec::new();
+    // Photos of these types at the start of the chain (before earlier stages refused some).
+    let mut photos = 0;
     for (i, (name, dir)) in sources.iter().enumerate() {
         // A single image file is a one-image source (validate -i photo.jpg --type NAME).
         let mut listed = if dir.is_file() {
@@ -216,6 +218,28 @@ fn build_logged(
         {
             list.retain(|p| target.provenance.contains_key(p));
         }
+        // In training, a folder of pixal's tree is read only when the stage that wrote it
+        // finished, and only the files that stage wrote.
+        listed = match listed {
+            Ok(list) if target.training && dir.is_dir() => {
+                let in_tree = crate::io::stage::in_tree(dir, &[cfg.layout.component_root()]);
+                match crate::io::stage::completed_files(dir, list, in_tree) {
+                    Ok((list, record)) => {
+                        photos += record.map_or(list.len(), |r| r.photos);
+                        Ok(list)
+                    }
+                    Err(e) => {
+                        summary.fail(dir, e);
+                        continue;
+                    }
+                }
+            }
+            Ok(list) => {
+                photos += list.len();
+                Ok(list)
+            }
+            Err(e) => Err(e),
+        };
         match listed {
             Ok(list) if list.is_empty() => summary.fail(
                 dir,
@@ -395,7 +419,7 @@ fn build_logged(
         && let Err(e) = cfg
             .params
             .quality_gates
-            .check(&format!("make_input {label}"), kept.len(), files.len())
+            .check(&format!("make_input {label}"), kept.len(), photos.max(files.len()))
     {
         // The type fails as a whole: no out.npz is written, so train cannot use a stale or
         // thin one by mistake.
@@ -492,6 +516,7 @@ fn build_logged(
         reference_image: None,
         npz: pp.file_name.clone(),
         rows: rows_meta,
+        npz_sha256: Some(crate::io::sha256_file(&npz_path)?),
     };
     let meta_path = target.metadata_dir.join("preprocessing.yaml");
     write_yaml(&meta_path, &meta)?;

@@ -337,7 +337,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<Summary> {
     if let Command::Demo(args) = &cli.command {
         return demo::run(args);
     }
-    let cfg = load_config(&cli.config)?;
+    let mut cfg = load_config(&cli.config)?;
+    if let Command::Validate(a) = &cli.command
+        && let Some(dir) = &a.output
+    {
+        cfg.layout = cfg.layout.with_validate_root(dir);
+    }
     let _lock = lock_output_tree(&cfg, &cli.command)?;
     match cli.command {
         Command::Demo(_) => Err(anyhow::anyhow!("demo is run above")),

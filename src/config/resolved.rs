@@ -999,6 +999,30 @@ mod tests {
     }
 
     #[test]
+    fn quality_gates_keys_and_messages() {
+        let p = parse("").unwrap();
+        assert_eq!(p.quality_gates.min_images, 5);
+        assert_eq!(p.quality_gates.min_image_fraction, 0.5);
+        let g = parse("quality_gates:\n  min_images: 2\n  min_image_fraction: 0.25\n")
+            .unwrap()
+            .quality_gates;
+        assert!(g.check("t", 2, 8).is_ok());
+        let e = g.check("t", 1, 8).unwrap_err();
+        assert!(e.contains("only 1 of 8") && e.contains("min_images: 1"), "{e}");
+        let e = g.check("t", 2, 9).unwrap_err();
+        assert!(
+            e.contains("min_image_fraction 0.25 (3 images)")
+                && e.contains("min_image_fraction: 0.22"),
+            "{e}"
+        );
+        assert!(err("quality_gates:\n  min_images: 0\n").contains("`quality_gates.min_images`"));
+        assert!(
+            err("quality_gates:\n  min_image_fraction: 1.5\n")
+                .contains("`quality_gates.min_image_fraction`")
+        );
+    }
+
+    #[test]
     fn detection_keys() {
         use crate::detect::score::{Scoring, ThresholdMode};
         let p = parse("").unwrap();

@@ -221,43 +221,44 @@ mod tests {
         assert_eq!(read_input(&p).unwrap(), input);
     }
 
+    /// An `.npy` file: float32, the declared `shape`, and `payload` bytes of data.
+    fn npy(shape: &str, payload: usize) -> Vec<u8> {
+        let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.as_bytes());
+        out.extend(vec![0u8; payload]);
+        out
+    }
+
     #[test]
     fn huge_declared_shape_is_refused_before_allocating() {
+        use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("out.npz");
-        let input = InputData {
-            data: Array3::zeros((2, 6, 1)),
-            shape: (2, 3),
-            labels: None,
-        };
-        write_input(&p, &input).unwrap();
-        // Rewrite the declared shape of `data` to (100000, 100000, 100), keeping the header's
-        // length (numpy pads it with spaces), as a damaged or hostile file would.
-        let mut bytes = std::fs::read(&p).unwrap();
-        let from = b"'shape': (2, 6, 1), ";
-        let to = b"'shape': (100000, 100000, 100),";
-        let at = bytes
-            .windows(from.len())
-            .position(|w| w == from)
-            .expect("npy header in the stored zip");
-        let mut replaced = to.to_vec();
-        // The header is padded with spaces; take them to keep its length.
-        let extra = to.len() - from.len();
-        let pad_at = bytes[at..].iter().position(|&b| b == b'\n').unwrap() + at;
-        bytes.splice(pad_at - extra..pad_at, std::iter::empty());
-        bytes.splice(at..at + from.len(), replaced.drain(..));
-        std::fs::write(&p, &bytes).unwrap();
+        // A well-formed zip whose `data` header declares 4 TB but holds 48 bytes, as a damaged
+        // or hostile file would (reading it used to abort the process allocating 4 TB).
+        let mut zip = zip::ZipWriter::new(File::create(&p).unwrap());
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("data.npy", opts).unwrap();
+        zip.write_all(&npy("(100000, 100000, 100)", 48)).unwrap();
+        zip.start_file("shape.npy", opts).unwrap();
+        zip.write_all(&npy("(2,)", 16)).unwrap();
+        zip.finish().unwrap();
         let e = read_input(&p).unwrap_err().to_string();
         assert!(e.contains("declares shape [100000, 100000, 100]"), "{e}");
-        assert!(e.contains("out.npz"), "{e}");
-        // A plain .npy with the same lie.
-        let mut npy = b"\x93NUMPY\x01\x00".to_vec();
-        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000), }\n";
-        npy.extend((header.len() as u16).to_le_bytes());
-        npy.extend(header.as_bytes());
-        npy.extend([0u8; 16]);
-        let e = check_npy_size(&npy, Path::new("x.npy")).unwrap_err().to_string();
+        assert!(e.contains("out.npz") && e.contains("array data.npy"), "{e}");
+        // A plain .npy with the same kind of lie.
+        let bytes = npy("(100000, 100000)", 16);
+        let e = check_npy_size(&bytes, Path::new("x.npy")).unwrap_err().to_string();
         assert!(e.contains("40000000000 bytes"), "{e}");
+        // An honest one passes.
+        assert!(check_npy_size(&npy("(2, 2)", 16), Path::new("ok.npy")).is_ok());
     }
 
     #[test]

@@ -164,16 +164,7 @@ pub struct ModelSpec {
     pub checksums: BTreeMap<String, String>,
 }
 
-/// SHA-256 of `bytes`, as lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    digest.iter().fold(String::with_capacity(64), |mut s, b| {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+pub use crate::io::sha256_hex;
 
 /// Reads `name` from a model folder and checks it against the checksum `model_config.json`
 /// recorded for it.
@@ -675,7 +666,11 @@ fn prepare(
         .check("training input", n, n)
         .map_err(bad)?;
     let meta: Option<PreprocessingMetadata> = match meta_path {
-        Some(m) => Some(read_yaml(m)?),
+        Some(m) => {
+            let meta: PreprocessingMetadata = read_yaml(m)?;
+            meta.verify_npz(npz, m)?;
+            Some(meta)
+        }
         None => None,
     };
     let pp = &params.preprocessing.preprocessor;
@@ -1303,7 +1298,15 @@ fn train_autoencoder(
             labels: l_val.as_ref().map(|l| l.view()),
         },
         weights_path: weights_path.clone(),
-        label: m.model_name.clone(),
+        // The bar names the type: the model folder's parent (the staging folder sits beside
+        // model/, in the type's folder).
+        label: format!(
+            "train {}",
+            model_dir
+                .parent()
+                .and_then(|d| d.file_name())
+                .map_or_else(|| m.model_name.clone(), |n| n.to_string_lossy().into_owned())
+        ),
     };
     let r = device::run(selected, job)?;
     if let Some(a) = &r.aborted {
