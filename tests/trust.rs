@@ -237,17 +237,16 @@ fn a_weight_file_that_does_not_match_its_checksum_is_refused() {
         .err()
         .expect("damaged weights must not load")
         .to_string();
-    assert!(
-        e.contains("testModel.mpk") && e.contains("checksum"),
-        "{e}"
-    );
+    assert!(e.contains("testModel.mpk") && e.contains("checksum"), "{e}");
     write_photos(&p.path().join("new/front"), 20..21, None);
     let r = p.run(&["--json", "validate", "-i", "new"]);
     assert_eq!(r.code, 1, "{}", r.err);
-    assert!(r.json()["failed"][0]["error"]
-        .as_str()
-        .unwrap()
-        .contains("checksum"));
+    assert!(
+        r.json()["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("checksum")
+    );
     assert!(r.json()["images"].is_null());
 }
 
@@ -271,7 +270,9 @@ fn killed_retrain_leaves_the_previous_model_whole_and_the_next_run_cleans_up() {
     let start = std::time::Instant::now();
     let staged = loop {
         let found = std::fs::read_dir(&front).unwrap().flatten().find(|e| {
-            e.file_name().to_string_lossy().starts_with(".pixal-tmp-model")
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".pixal-tmp-model")
                 && e.path().join("testModel.mpk").is_file()
         });
         if let Some(e) = found {
@@ -350,7 +351,11 @@ fn an_interrupted_earlier_stage_is_named_by_the_next_and_stale_files_are_not_rea
     let record = bg.join(pixal::io::stage::RECORD_FILE);
     assert!(record.is_file());
     // A file an earlier run left, not in this run's record: not read.
-    std::fs::copy(bg.join("front_000_no_bg.png"), bg.join("front_099_no_bg.png")).unwrap();
+    std::fs::copy(
+        bg.join("front_000_no_bg.png"),
+        bg.join("front_099_no_bg.png"),
+    )
+    .unwrap();
     let r = p.run(&["--json", "make_input"]);
     assert_eq!(r.code, 0, "{}", r.err);
     assert_eq!(r.json()["processed"], 6);
@@ -359,7 +364,8 @@ fn an_interrupted_earlier_stage_is_named_by_the_next_and_stale_files_are_not_rea
     let r = p.run(&["make_input"]);
     assert_eq!(r.code, 1, "{}", r.err);
     assert!(
-        r.err.contains("1 of the 6 file(s) remove_bg wrote here are missing")
+        r.err
+            .contains("1 of the 6 file(s) remove_bg wrote here are missing")
             && r.err.contains("front_002_no_bg.png"),
         "{}",
         r.err
@@ -403,7 +409,8 @@ fn too_few_images_fail_the_type_naming_the_gate_and_the_setting() {
     let r = p.run(&["make_input", "-i", "photos"]);
     assert_eq!(r.code, 1, "{}", r.err);
     assert!(
-        r.err.contains("make_input front: only 3 of 3 image(s) usable")
+        r.err
+            .contains("make_input front: only 3 of 3 image(s) usable")
             && r.err.contains("quality_gates.min_images 5")
             && r.err.contains("min_images: 3"),
         "{}",
@@ -422,7 +429,8 @@ fn too_few_images_fail_the_type_naming_the_gate_and_the_setting() {
     assert_eq!(r.err.matches("broken_3.png").count(), 1, "{}", r.err);
     assert_eq!(r.err.matches("FAILED").count(), 1, "{}", r.err);
     assert!(
-        r.err.contains("make_input back: only 6 of 13 image(s) usable")
+        r.err
+            .contains("make_input back: only 6 of 13 image(s) usable")
             && r.err.contains("quality_gates.min_image_fraction 0.5"),
         "{}",
         r.err
@@ -580,8 +588,10 @@ fn absurd_thread_counts_are_capped_with_a_warning() {
     assert_eq!(r.code, 0, "{}", r.err);
     let cores = std::thread::available_parallelism().unwrap().get();
     assert!(
-        r.err
-            .contains(&format!("--threads 100000 is more than 4 per core on this {cores}-core machine; using {}", cores * 4)),
+        r.err.contains(&format!(
+            "--threads 100000 is more than 4 per core on this {cores}-core machine; using {}",
+            cores * 4
+        )),
         "{}",
         r.err
     );
@@ -676,7 +686,15 @@ fn validate_prints_verdicts_and_fails_on_anomaly_when_asked() {
     // Runs with their own --output keep each other's results.
     let r = p.run(&["validate", "-i", "new", "--output", "runs/a"]);
     assert_eq!(r.code, 0, "{}", r.err);
-    let r = p.run(&["validate", "-i", "new/front/img_21.png", "--type", "front", "-o", "runs/b"]);
+    let r = p.run(&[
+        "validate",
+        "-i",
+        "new/front/img_21.png",
+        "--type",
+        "front",
+        "-o",
+        "runs/b",
+    ]);
     assert_eq!(r.code, 0, "{}", r.err);
     let a = std::fs::read_to_string(p.path().join("runs/a/front/scores.csv")).unwrap();
     let b = std::fs::read_to_string(p.path().join("runs/b/front/scores.csv")).unwrap();
@@ -685,7 +703,12 @@ fn validate_prints_verdicts_and_fails_on_anomaly_when_asked() {
     assert_eq!(
         std::fs::read_dir(p.path().join("runs/a/front/anomaly_maps"))
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".npy"))
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".npy"))
             .count(),
         3
     );

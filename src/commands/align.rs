@@ -340,7 +340,10 @@ fn align_training_type(
         }
     };
     if files.is_empty() {
-        summary.fail(dir, format!("{}: no images in folder (type {name})", dir.display()));
+        summary.fail(
+            dir,
+            format!("{}: no images in folder (type {name})", dir.display()),
+        );
         return Ok(None);
     }
     let photos = upstream.as_ref().map_or(files.len(), |r| r.photos);

@@ -225,7 +225,10 @@ fn record_verdicts(ts: &TypeSummary, summary: &mut Summary) {
         if let Some(o) = v.as_object_mut() {
             o.insert(
                 "type".into(),
-                ts.type_name.clone().unwrap_or_else(|| "all types".into()).into(),
+                ts.type_name
+                    .clone()
+                    .unwrap_or_else(|| "all types".into())
+                    .into(),
             );
         }
         summary.metrics.push(v);
@@ -382,10 +385,17 @@ fn detect_logged(
             let name = || rows[i].photo.clone();
             check_row_sizes(&rows[i], &job.metadata)?;
             crate::detect::finite::ensure_finite(input.data.index_axis(Axis(0), i), || {
-                format!("{}: the preprocessed image (row {i} of {})", name(), job.npz.display())
+                format!(
+                    "{}: the preprocessed image (row {i} of {})",
+                    name(),
+                    job.npz.display()
+                )
             })?;
             crate::detect::finite::ensure_finite(&e, || {
-                format!("{}: the model's error map (the model is broken; retrain it)", name())
+                format!(
+                    "{}: the model's error map (the model is broken; retrain it)",
+                    name()
+                )
             })?;
             let smap = score::score_map(&e, &mean, &std, shape, &settings);
             let (img_score, img_mean) = score::image_score(&smap);

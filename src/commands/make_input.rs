@@ -416,10 +416,11 @@ fn build_logged(
         return Ok(None);
     }
     if target.training
-        && let Err(e) = cfg
-            .params
-            .quality_gates
-            .check(&format!("make_input {label}"), kept.len(), photos.max(files.len()))
+        && let Err(e) = cfg.params.quality_gates.check(
+            &format!("make_input {label}"),
+            kept.len(),
+            photos.max(files.len()),
+        )
     {
         // The type fails as a whole: no out.npz is written, so train cannot use a stale or
         // thin one by mistake.

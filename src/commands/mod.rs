@@ -265,7 +265,10 @@ pub fn run(cli: Cli) -> i32 {
         if let Some(note) = note {
             log::warn!("{note}");
         }
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+        {
             log::debug!("thread pool already set up: {e}");
         }
     }

@@ -1008,7 +1008,10 @@ mod tests {
             .quality_gates;
         assert!(g.check("t", 2, 8).is_ok());
         let e = g.check("t", 1, 8).unwrap_err();
-        assert!(e.contains("only 1 of 8") && e.contains("min_images: 1"), "{e}");
+        assert!(
+            e.contains("only 1 of 8") && e.contains("min_images: 1"),
+            "{e}"
+        );
         let e = g.check("t", 2, 9).unwrap_err();
         assert!(
             e.contains("min_image_fraction 0.25 (3 images)")

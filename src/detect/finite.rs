@@ -54,8 +54,8 @@ mod tests {
     #[test]
     fn nan_and_infinity_are_refused_with_their_place() {
         assert!(ensure_finite(&[0.0, 1.5, -3.0], || "x".into()).is_ok());
-        let e = ensure_finite(&[0.0, f32::NAN, f32::INFINITY], || "map of a.png".into())
-            .unwrap_err();
+        let e =
+            ensure_finite(&[0.0, f32::NAN, f32::INFINITY], || "map of a.png".into()).unwrap_err();
         assert_eq!((e.count, e.len, e.first), (2, 3, 1));
         let msg = e.to_string();
         assert!(msg.starts_with("map of a.png: 2 of 3"), "{msg}");

@@ -248,7 +248,10 @@ mod dir_tests {
         let staged = staging_dir(&dest, "model").unwrap().keep();
         std::fs::write(staged.join("model_config.json"), b"new").unwrap();
         replace_dir(&staged, &dest).unwrap();
-        assert_eq!(std::fs::read(dest.join("model_config.json")).unwrap(), b"new");
+        assert_eq!(
+            std::fs::read(dest.join("model_config.json")).unwrap(),
+            b"new"
+        );
         assert!(!dest.join("old_only.mpk").exists());
         let left: Vec<_> = std::fs::read_dir(root.path())
             .unwrap()

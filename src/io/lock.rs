@@ -98,7 +98,9 @@ pub fn lock_tree(root: &Path) -> Result<TreeLock, LockError> {
         crate::logging::utc_now()
     );
     // Best effort: the lock holds whether or not the note is written.
-    let _ = file.set_len(0).and_then(|()| file.write_all(who.as_bytes()));
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.write_all(who.as_bytes()));
     Ok(TreeLock { file, path })
 }
 

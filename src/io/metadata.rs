@@ -44,7 +44,8 @@ pub struct PreprocessingMetadata {
     /// Where every row of `data` came from, in order (photo, crop box, homography), so anomaly
     /// maps can be drawn back onto the photo.
     #[serde(default)]
-    pub rows: Vec<RowSource>,    /// SHA-256 of the npz this file describes: make_input writes the npz first and this file
+    pub rows: Vec<RowSource>,
+    /// SHA-256 of the npz this file describes: make_input writes the npz first and this file
     /// last, so a later stage can tell an npz from another (or an interrupted) run.
     #[serde(default)]
     pub npz_sha256: Option<String>,

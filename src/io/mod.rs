@@ -2,8 +2,8 @@
 //! listing input folders, atomic writes (temp file + rename), `.npz` and YAML metadata.
 
 pub mod atomic;
-pub mod lock;
 pub mod image;
+pub mod lock;
 pub mod metadata;
 pub mod npz;
 pub mod stage;
@@ -133,9 +133,11 @@ pub fn sha256_file(path: &std::path::Path) -> Result<String, IoError> {
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
-        s
-    }))
+    Ok(h.finalize()
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        }))
 }

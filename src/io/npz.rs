@@ -255,7 +255,9 @@ mod tests {
         assert!(e.contains("out.npz") && e.contains("array data.npy"), "{e}");
         // A plain .npy with the same kind of lie.
         let bytes = npy("(100000, 100000)", 16);
-        let e = check_npy_size(&bytes, Path::new("x.npy")).unwrap_err().to_string();
+        let e = check_npy_size(&bytes, Path::new("x.npy"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("40000000000 bytes"), "{e}");
         // An honest one passes.
         assert!(check_npy_size(&npy("(2, 2)", 16), Path::new("ok.npy")).is_ok());

@@ -187,14 +187,20 @@ mod tests {
         let e = completed_files(d, listed.clone(), true).unwrap_err();
         assert!(matches!(e, Incomplete::NoRecord { .. }), "{e}");
         // The user's own folder: every file.
-        assert_eq!(completed_files(d, listed.clone(), false).unwrap().0.len(), 3);
+        assert_eq!(
+            completed_files(d, listed.clone(), false).unwrap().0.len(),
+            3
+        );
         finish(d, &record(&["a.png", "b.png"])).unwrap();
         let (files, rec) = completed_files(d, listed.clone(), true).unwrap();
         assert_eq!(files, vec![d.join("a.png"), d.join("b.png")]);
         assert_eq!(rec.unwrap().photos, 3);
         std::fs::remove_file(d.join("b.png")).unwrap();
         let e = completed_files(d, listed, true).unwrap_err().to_string();
-        assert!(e.contains("1 of the 2 file(s) remove_bg wrote") && e.contains("b.png"), "{e}");
+        assert!(
+            e.contains("1 of the 2 file(s) remove_bg wrote") && e.contains("b.png"),
+            "{e}"
+        );
         start(d).unwrap();
         assert!(read(d).unwrap().is_none());
     }

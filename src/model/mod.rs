@@ -751,13 +751,8 @@ pub fn train_npz(
     metadata_dir: &Path,
 ) -> Result<TrainReport, ModelError> {
     let staging = atomic::staging_dir(model_dir, "model")?;
-    let (mut report, meta) = train_into(
-        params,
-        npz,
-        preprocessing_meta,
-        staging.path(),
-        model_dir,
-    )?;
+    let (mut report, meta) =
+        train_into(params, npz, preprocessing_meta, staging.path(), model_dir)?;
     let staged = staging.keep();
     atomic::replace_dir(&staged, model_dir)?;
     for o in &mut report.outputs {
@@ -964,7 +959,10 @@ fn train_into(
 
     // Written last, with the hash of every file loading reads.
     let mut spec = spec;
-    let mut hashed = vec![VALIDATION_ERROR_MAPS_FILE.to_string(), safetensors_file.clone()];
+    let mut hashed = vec![
+        VALIDATION_ERROR_MAPS_FILE.to_string(),
+        safetensors_file.clone(),
+    ];
     match kind {
         ModelKind::Autoencoder => hashed.push(weights_file.clone()),
         ModelKind::PixelStats => hashed.extend([MEAN_FILE.to_string(), STD_FILE.to_string()]),
@@ -1036,18 +1034,18 @@ fn train_into(
     };
     Ok((
         TrainReport {
-        kind,
-        epochs_run,
-        best_epoch,
-        best_val_loss,
-        seconds: t0.elapsed().as_secs_f64(),
-        fit_seconds,
-        n_train: split.train.len(),
-        n_val: split.validation.len(),
-        device,
-        stopped_early,
-        outputs,
-        warnings,
+            kind,
+            epochs_run,
+            best_epoch,
+            best_val_loss,
+            seconds: t0.elapsed().as_secs_f64(),
+            fit_seconds,
+            n_train: split.train.len(),
+            n_val: split.validation.len(),
+            device,
+            stopped_early,
+            outputs,
+            warnings,
         },
         meta,
     ))
@@ -1302,10 +1300,10 @@ fn train_autoencoder(
         // model/, in the type's folder).
         label: format!(
             "train {}",
-            model_dir
-                .parent()
-                .and_then(|d| d.file_name())
-                .map_or_else(|| m.model_name.clone(), |n| n.to_string_lossy().into_owned())
+            model_dir.parent().and_then(|d| d.file_name()).map_or_else(
+                || m.model_name.clone(),
+                |n| n.to_string_lossy().into_owned()
+            )
         ),
     };
     let r = device::run(selected, job)?;
