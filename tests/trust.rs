@@ -578,6 +578,29 @@ fn type_must_be_a_trained_name_and_input_must_not_be_the_output_tree() {
     assert!(r.err.contains("lies in pixal's output tree"), "{}", r.err);
 }
 
+// ---- 14. A missing model is found before anything is preprocessed ----
+
+#[test]
+fn validate_without_a_trained_model_stops_before_preprocessing() {
+    let p = Project::new("pixel_stats");
+    write_photos(&p.path().join("photos/front"), 0..6, None);
+    assert_eq!(p.run(&["preprocess", "-i", "photos"]).code, 0);
+    write_photos(&p.path().join("new/front"), 20..22, None);
+    let r = p.run(&["validate", "-i", "new"]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(
+        r.err.contains("no trained model for front") && r.err.contains("pixal train"),
+        "{}",
+        r.err
+    );
+    // Nothing was preprocessed for it.
+    assert!(
+        !p.validate_root()
+            .join("front/preprocessed_images/background_removed")
+            .exists()
+    );
+}
+
 // ---- 9/11. --threads is capped; --json on every exit path ----
 
 #[test]
