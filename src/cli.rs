@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
     long_about = "PIXel-based Anomaly Locator. Preprocess photos of detector parts (background \
 removal, alignment, feature channels), train an autoencoder per part type on good images, and \
 locate anomalous pixels in new photos.\n\nExit codes: 0 all good, 1 some inputs failed, 2 usage \
-or configuration error (or a stage that is not built yet)."
+or configuration error (or a stage that is not built yet), 3 an anomalous photo with \
+--fail-on-anomaly, 101 an internal error (a bug)."
 )]
 pub struct Cli {
     /// Folder holding parameters.yaml and paths.yaml.
@@ -95,6 +96,13 @@ pub struct ValidateArgs {
     /// MVTec layout DIR/<defect>/); images without a mask count as good.
     #[arg(long, value_name = "DIR")]
     pub truth: Option<PathBuf>,
+    /// Exit with code 3 when any photo is anomalous (and nothing failed), for lab scripts.
+    #[arg(long)]
+    pub fail_on_anomaly: bool,
+    /// Write this run's results into DIR (one sub-folder per type) instead of the validate
+    /// folder of paths.yaml, so runs with different --output never touch each other's files.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
 }
 
 /// Arguments of `detect`.
@@ -106,6 +114,9 @@ pub struct DetectArgs {
     /// Ground-truth masks, as for `validate`.
     #[arg(long, value_name = "DIR")]
     pub truth: Option<PathBuf>,
+    /// Exit with code 3 when any photo is anomalous (and nothing failed), for lab scripts.
+    #[arg(long)]
+    pub fail_on_anomaly: bool,
 }
 
 /// Arguments of `demo`.

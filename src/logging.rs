@@ -77,10 +77,21 @@ pub fn close_log_file() {
 /// not a terminal.
 pub fn progress(len: u64, message: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
-    let style =
-        ProgressStyle::with_template("{msg:24!} [{bar:30}] {pos}/{len} {per_sec:>10} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+    // The whole message (type names are not cut), and the rate rounded to what a person reads.
+    let style = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {rate} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let r = s.per_sec();
+                let _ = if r >= 10.0 {
+                    write!(w, "{r:.0}/s")
+                } else {
+                    write!(w, "{r:.1}/s")
+                };
+            },
+        )
+        .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(message.to_string());
     match LOGGER.get() {

@@ -498,6 +498,21 @@ fn align_without_input_reads_the_background_removed_tree() {
     textured(320, 240, 5)
         .save(bg.join("t_000_no_bg.png"))
         .unwrap();
+    // The record a finished remove_bg leaves: align reads pixal's tree only after it.
+    pixal::io::stage::finish(
+        &bg,
+        &pixal::io::stage::StageRecord {
+            stage: "remove_bg".into(),
+            version: "test".into(),
+            finished: "now".into(),
+            config_hash: String::new(),
+            inputs: 1,
+            photos: 1,
+            outputs: vec!["t_000_no_bg.png".into()],
+            failed: Vec::new(),
+        },
+    )
+    .unwrap();
     let (code, err) = p.run(&["align"]);
     assert_eq!(code, 0, "{err}");
     assert!(

@@ -368,9 +368,32 @@ fn make_input_default_input_is_the_background_removed_tree() {
     part_image([200, 100, 50])
         .save(bg.join("t1_000_no_bg.png"))
         .unwrap();
+    // A folder of pixal's tree counts only once the stage that writes it has finished.
+    let (code, _, err) = p.run(&["make_input"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("did not finish"), "{err}");
+    finish_stage(&bg, "remove_bg", &["t1_000_no_bg.png"]);
     let (code, _, err) = p.run(&["make_input"]);
     assert_eq!(code, 0, "{err}");
     assert!(p.component().join("t1/out.npz").exists());
+}
+
+/// Writes the completion record a finished `stage` leaves in `dir`.
+fn finish_stage(dir: &Path, stage: &str, outputs: &[&str]) {
+    pixal::io::stage::finish(
+        dir,
+        &pixal::io::stage::StageRecord {
+            stage: stage.into(),
+            version: "test".into(),
+            finished: "now".into(),
+            config_hash: String::new(),
+            inputs: outputs.len(),
+            photos: outputs.len(),
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
+            failed: Vec::new(),
+        },
+    )
+    .unwrap();
 }
 
 /// numpy must read what make_input writes. CI installs numpy and sets PIXAL_REQUIRE_NUMPY=1, so

@@ -359,6 +359,8 @@ fn remove_bg_classical_writes_rgba_cutouts_and_reports_bad_files() {
         let mut v: Vec<String> = std::fs::read_dir(p.bg("Front"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            // The images; the folder also holds remove_bg's stage_complete.json.
+            .filter(|n| n.ends_with(".png"))
             .collect();
         v.sort();
         v
@@ -395,6 +397,7 @@ fn remove_bg_classical_writes_rgba_cutouts_and_reports_bad_files() {
     let mut names: Vec<String> = std::fs::read_dir(p.bg("Front"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png"))
         .collect();
     names.sort();
     assert_eq!(
@@ -414,7 +417,19 @@ fn remove_bg_classical_writes_rgba_cutouts_and_reports_bad_files() {
     let m = image::open(masks.join("photo_0_mask.png")).unwrap();
     assert_eq!(m.color(), image::ColorType::L8);
     assert_eq!(m.to_luma8().get_pixel(80, 60)[0], 255);
-    assert_eq!(std::fs::read_dir(p.bg("Front")).unwrap().count(), 4);
+    assert_eq!(
+        std::fs::read_dir(p.bg("Front"))
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "png"))
+            .count(),
+        4
+    );
+    assert!(p.bg("Front").join(pixal::io::stage::RECORD_FILE).is_file());
 }
 
 #[test]

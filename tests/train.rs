@@ -272,10 +272,23 @@ fn pixel_stats_model_files_and_calibration() {
         / 10.0;
     assert!((f64::from(recon[[1, 7, 0]]) - mean).abs() < 1e-6);
 
-    // One image cannot be scored by a model that did not see it: refused, nothing trained.
+    // One image is below the default gate (5 images): refused, naming the gate and the
+    // setting, and nothing is written.
     let one = tmp.path().join("one");
     std::fs::create_dir_all(&one).unwrap();
     let npz1 = write(&one, &images(1, None));
+    let e = train_npz(&p, &npz1, None, &one.join("model"), &one.join("metadata"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("only 1 of 1 image(s)")
+            && e.contains("quality_gates.min_images 5")
+            && e.contains("min_images: 1"),
+        "{e}"
+    );
+    assert!(!one.join("model").exists());
+    // Even with the gate lowered, one image cannot be scored by a model that did not see it.
+    let p = params("  model_type: pixel_stats\nquality_gates:\n  min_images: 1\n");
     let e = train_npz(&p, &npz1, None, &one.join("model"), &one.join("metadata")).unwrap_err();
     assert!(e.to_string().contains("at least 2 good images"), "{e}");
     assert!(!one.join("model").join(model::MODEL_CONFIG_FILE).exists());

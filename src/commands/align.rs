@@ -330,9 +330,29 @@ fn align_training_type(
             return Ok(None);
         }
     };
+    // Inside pixal's tree, read only what a finished remove_bg wrote.
+    let in_tree = crate::io::stage::in_tree(dir, &[cfg.layout.component_root()]);
+    let (files, upstream) = match crate::io::stage::completed_files(dir, files, in_tree) {
+        Ok(f) => f,
+        Err(e) => {
+            summary.fail(dir, e);
+            return Ok(None);
+        }
+    };
+    if files.is_empty() {
+        summary.fail(
+            dir,
+            format!("{}: no images in folder (type {name})", dir.display()),
+        );
+        return Ok(None);
+    }
+    let photos = upstream.as_ref().map_or(files.len(), |r| r.photos);
     let params = AlignParams::from_config(cfg);
     let out_dir = cfg.layout.aligned_images(Some(name));
     let metrics_dir = cfg.layout.aligned_metrics(Some(name));
+    crate::io::atomic::create_dir_all(&out_dir)?;
+    // Until this run's record is written, the folder counts as incomplete.
+    crate::io::stage::start(&out_dir)?;
     // The reference is the first image (sorted) that can be read.
     let mut reference: Option<(usize, RgbaImage)> = None;
     for (i, f) in files.iter().enumerate() {
@@ -391,6 +411,26 @@ fn align_training_type(
     let csv = out_dir.join("alignment.csv");
     write_alignment_csv(&csv, &rows)?;
     summary.output(&csv);
+    let mut outputs: Vec<String> = rows.iter().map(|r| r.image.clone()).collect();
+    outputs.sort();
+    let failed = files
+        .iter()
+        .map(|f| f.display().to_string())
+        .filter(|f| !rows.iter().any(|r| &r.source == f))
+        .collect();
+    crate::io::stage::finish(
+        &out_dir,
+        &crate::io::stage::StageRecord {
+            stage: "align".into(),
+            version: crate::VERSION.into(),
+            finished: crate::logging::utc_now(),
+            config_hash: cfg.hash.clone(),
+            inputs: files.len(),
+            photos,
+            outputs,
+            failed,
+        },
+    )?;
     Ok(Some(out_dir))
 }
 

@@ -202,7 +202,39 @@ pub fn detect_job(
     }
     let r = detect_logged(cfg, job, truth, summary);
     crate::logging::close_log_file();
+    if let Ok(ts) = &r {
+        record_verdicts(ts, summary);
+    }
     r
+}
+
+/// Adds a type's verdicts (and metrics) to the run summary, for the stdout table and `--json`.
+fn record_verdicts(ts: &TypeSummary, summary: &mut Summary) {
+    for im in &ts.images {
+        summary.images.push(super::Verdict {
+            file: im.photo.clone(),
+            type_name: im.type_name.clone(),
+            score: im.score,
+            threshold: ts.thresholds.image,
+            verdict: im.verdict.clone(),
+            anomalous_percent: im.anomalous_percent,
+            truth: im.truth,
+        });
+    }
+    if let Some(m) = &ts.metrics
+        && let Ok(mut v) = serde_json::to_value(m)
+    {
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "type".into(),
+                ts.type_name
+                    .clone()
+                    .unwrap_or_else(|| "all types".into())
+                    .into(),
+            );
+        }
+        summary.metrics.push(v);
+    }
 }
 
 fn detect_logged(
@@ -214,6 +246,7 @@ fn detect_logged(
     let ty = job.ty.as_deref();
     let label = ty.unwrap_or("all types");
     let meta: PreprocessingMetadata = read_yaml(&job.metadata)?;
+    meta.verify_npz(&job.npz, &job.metadata)?;
     let input = read_input(&job.npz)?;
     let model_dir = cfg.layout.model(ty);
     let model = TrainedModel::load(&model_dir).with_context(|| {
@@ -260,9 +293,9 @@ fn detect_logged(
     let needs_calibration =
         d.threshold == ThresholdMode::Auto || d.scoring == Scoring::Standardized;
     let calibration = if needs_calibration {
-        let res = model.calibration_residuals(&model_dir).with_context(|| {
-            format!(
-                "the model in {} has no usable calibration (retrain it with this pixal)",
+        let res = model.calibration_residuals().ok_or_else(|| {
+            anyhow!(
+                "the model in {} has no calibration residuals (retrain it with this pixal)",
                 model_dir.display()
             )
         })?;
@@ -321,6 +354,9 @@ fn detect_logged(
             .collect()
     };
     let truth_index = truth.map(MaskIndex::new).transpose()?;
+    if let Some(idx) = &truth_index {
+        idx.check_any_match(&rows)?;
+    }
 
     remove_stale_figures(&figures_dir, &maps_dir, truth.is_some());
     // Per image: score map, verdict, photo map, overlay.
@@ -329,17 +365,30 @@ fn detect_logged(
         .into_par_iter()
         .map(|i| {
             let e = errors.row(i).to_vec();
+            let name = || rows[i].photo.clone();
+            check_row_sizes(&rows[i], &job.metadata)?;
+            crate::detect::finite::ensure_finite(input.data.index_axis(Axis(0), i), || {
+                format!(
+                    "{}: the preprocessed image (row {i} of {})",
+                    name(),
+                    job.npz.display()
+                )
+            })?;
             let r = residuals.index_axis(Axis(0), i);
-            if r.iter().any(|v| !v.is_finite()) {
-                return Err(anyhow!(
-                    "the model's residuals for this photo are not finite numbers (NaN or infinite): it cannot be judged"
-                ));
-            }
+            crate::detect::finite::ensure_finite(r.iter(), || {
+                format!(
+                    "{}: the model's residuals (the model is broken; retrain it)",
+                    name()
+                )
+            })?;
             let smap = score::score_map(r, calibration.as_ref(), &grid, &settings);
             let (img_score, img_mean) = (
                 score::image_score(&smap, &grid),
                 score::mean_score(&smap, &grid),
             );
+            crate::detect::finite::ensure_finite(smap.iter().chain([&img_score]), || {
+                format!("{}: the score map", name())
+            })?;
             let decide: Vec<bool> = match mode {
                 ThresholdMode::Auto => smap.iter().map(|&v| v >= pixel_thr).collect(),
                 ThresholdMode::LossCut => e
@@ -520,9 +569,30 @@ fn detect_logged(
     Ok(ts)
 }
 
+/// Refuses a metadata row whose sizes are outside what pixal reads as an image, before the
+/// photo-sized map is allocated (a damaged file could otherwise ask for terabytes).
+fn check_row_sizes(row: &RowSource, meta_path: &Path) -> anyhow::Result<()> {
+    use crate::io::image::MAX_DIMENSION;
+    for (what, [w, h]) in [("photo_size", row.photo_size), ("frame", row.frame)] {
+        if w == 0 || h == 0 || w > MAX_DIMENSION || h > MAX_DIMENSION {
+            return Err(anyhow!(
+                "{}: the row of {} gives {what} {w}x{h}, outside 1..={MAX_DIMENSION} pixels per side; the metadata is damaged (run validate again)",
+                meta_path.display(),
+                row.photo
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The file-name endings of ground-truth masks: pixal's and anomalib's `_mask.png`, and
+/// `_defect.png`.
+pub const MASK_SUFFIXES: [&str; 2] = ["_mask.png", "_defect.png"];
+
 /// Finds ground-truth masks: `<dir>/<stem>_mask.png`, `<dir>/<type>/<stem>_mask.png`, or the
 /// MVTec / anomalib layout `<dir>/<defect>/<stem>_mask.png` where `<defect>` is the photo's
-/// folder name; otherwise a unique `<stem>_mask.png` anywhere below `<dir>`.
+/// folder name; otherwise a unique `<stem>_mask.png` anywhere below `<dir>`. `_defect.png`
+/// works wherever `_mask.png` does.
 pub struct MaskIndex {
     dir: PathBuf,
     by_stem: HashMap<String, Vec<PathBuf>>,
@@ -549,7 +619,7 @@ impl MaskIndex {
                 if p.is_dir() {
                     stack.push(p);
                 } else if let Some(name) = p.file_name().and_then(|n| n.to_str())
-                    && let Some(stem) = name.strip_suffix("_mask.png")
+                    && let Some(stem) = MASK_SUFFIXES.iter().find_map(|s| name.strip_suffix(s))
                 {
                     by_stem.entry(stem.to_string()).or_default().push(p.clone());
                 }
@@ -567,20 +637,59 @@ impl MaskIndex {
     fn find(&self, photo: &str, type_name: &str) -> Option<PathBuf> {
         let p = Path::new(photo);
         let stem = file_stem(photo);
-        let mut candidates = vec![
-            self.dir.join(format!("{stem}_mask.png")),
-            self.dir.join(type_name).join(format!("{stem}_mask.png")),
-        ];
+        let mut folders = vec![self.dir.clone(), self.dir.join(type_name)];
         if let Some(parent) = p.parent().and_then(|d| d.file_name()) {
-            candidates.push(self.dir.join(parent).join(format!("{stem}_mask.png")));
+            folders.push(self.dir.join(parent));
         }
-        if let Some(c) = candidates.into_iter().find(|c| c.is_file()) {
+        let stem_ref = &stem;
+        let mut candidates = folders.iter().flat_map(|d| {
+            MASK_SUFFIXES
+                .iter()
+                .map(move |s| d.join(format!("{stem_ref}{s}")))
+        });
+        if let Some(c) = candidates.find(|c| c.is_file()) {
             return Some(c);
         }
         match self.by_stem.get(&stem) {
             Some(v) if v.len() == 1 => Some(v[0].clone()),
             _ => None,
         }
+    }
+
+    /// Refuses a ground-truth folder in which no photo of `rows` finds its mask: metrics
+    /// computed as if every photo were good would be silently wrong. The error names the file
+    /// names that were looked for.
+    pub fn check_any_match(&self, rows: &[RowSource]) -> anyhow::Result<()> {
+        if rows.is_empty()
+            || rows
+                .iter()
+                .any(|r| self.find(&r.photo, &r.type_name).is_some())
+        {
+            return Ok(());
+        }
+        let r = &rows[0];
+        let stem = file_stem(&r.photo);
+        let mut found: Vec<String> = self
+            .by_stem
+            .values()
+            .flatten()
+            .take(3)
+            .map(|p| p.display().to_string())
+            .collect();
+        found.sort();
+        Err(UsageError(format!(
+            "--truth {dir}: no ground-truth mask matches any of the {n} photo(s); for {photo} pixal looks for {dir}/{stem}_mask.png, {dir}/{stem}_defect.png, {dir}/{ty}/{stem}_mask.png or the MVTec layout {dir}/<defect folder>/{stem}_mask.png; {there}",
+            dir = self.dir.display(),
+            n = rows.len(),
+            photo = r.photo,
+            ty = r.type_name,
+            there = if found.is_empty() {
+                "the folder holds no *_mask.png or *_defect.png at all".to_string()
+            } else {
+                format!("it holds e.g. {}", found.join(", "))
+            }
+        ))
+        .into())
     }
 
     /// The mask of a photo as booleans on the photo grid (`None` when there is no mask: a good

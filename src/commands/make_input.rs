@@ -104,6 +104,8 @@ pub struct Target {
     pub provenance: HashMap<PathBuf, Provenance>,
     /// At validation: the training files' part mask and photometric reference.
     pub part: Option<PartReference>,
+    /// Training side: the quality gates (minimum image counts) apply.
+    pub training: bool,
 }
 
 /// What earlier stages know about an image make_input reads.
@@ -132,6 +134,7 @@ impl Target {
             label_types: None,
             provenance: HashMap::new(),
             part: None,
+            training: true,
         }
     }
 
@@ -154,6 +157,7 @@ impl Target {
             label_types,
             provenance: HashMap::new(),
             part: None,
+            training: false,
         }
     }
 }
@@ -204,6 +208,8 @@ fn build_logged(
     let pp = &cfg.params.preprocessing.preprocessor;
     let label = target.label.as_str();
     let mut files: Vec<(usize, PathBuf)> = Vec::new();
+    // Photos of these types at the start of the chain (before earlier stages refused some).
+    let mut photos = 0;
     for (i, (name, dir)) in sources.iter().enumerate() {
         // A single image file is a one-image source (validate -i photo.jpg --type NAME).
         let mut listed = if dir.is_file() {
@@ -218,6 +224,28 @@ fn build_logged(
         {
             list.retain(|p| target.provenance.contains_key(p));
         }
+        // In training, a folder of pixal's tree is read only when the stage that wrote it
+        // finished, and only the files that stage wrote.
+        listed = match listed {
+            Ok(list) if target.training && dir.is_dir() => {
+                let in_tree = crate::io::stage::in_tree(dir, &[cfg.layout.component_root()]);
+                match crate::io::stage::completed_files(dir, list, in_tree) {
+                    Ok((list, record)) => {
+                        photos += record.map_or(list.len(), |r| r.photos);
+                        Ok(list)
+                    }
+                    Err(e) => {
+                        summary.fail(dir, e);
+                        continue;
+                    }
+                }
+            }
+            Ok(list) => {
+                photos += list.len();
+                Ok(list)
+            }
+            Err(e) => Err(e),
+        };
         match listed {
             Ok(list) if list.is_empty() => summary.fail(
                 dir,
@@ -418,6 +446,19 @@ fn build_logged(
     if kept.is_empty() {
         return Ok(None);
     }
+    if target.training
+        && let Err(e) = cfg.params.quality_gates.check(
+            &format!("make_input {label}"),
+            kept.len(),
+            photos.max(files.len()),
+        )
+    {
+        // The type fails as a whole: no out.npz is written, so train cannot use a stale or
+        // thin one by mistake.
+        let dir = sources.first().map_or_else(PathBuf::new, |s| s.1.clone());
+        summary.fail(&dir, e);
+        return Ok(None);
+    }
     let part = part_reference(cfg, target, pooled, &fractions, &mut kept)?;
     let (p, c) = kept[0].2.dim();
     let mut data = Array3::<f32>::zeros((kept.len(), p, c));
@@ -510,6 +551,7 @@ fn build_logged(
         reference_image: None,
         npz: pp.file_name.clone(),
         rows: rows_meta,
+        npz_sha256: Some(crate::io::sha256_file(&npz_path)?),
     };
     let meta_path = target.metadata_dir.join("preprocessing.yaml");
     write_yaml(&meta_path, &meta)?;

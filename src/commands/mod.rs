@@ -24,6 +24,11 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED_INPUTS: i32 = 1;
 /// Exit code: usage or configuration error, or a stage that is not built yet.
 pub const EXIT_USAGE: i32 = 2;
+/// Exit code of `validate`/`detect --fail-on-anomaly`: every photo was judged and at least one
+/// is anomalous.
+pub const EXIT_ANOMALY: i32 = 3;
+/// Exit code of an internal error (a panic): a bug in pixal.
+pub const EXIT_PANIC: i32 = 101;
 
 /// An error in how pixal was called (bad argument, missing input folder, stage not built):
 /// exit code 2, like configuration errors.
@@ -40,6 +45,28 @@ pub struct Failure {
     pub error: String,
 }
 
+/// The verdict on one photo, as `validate` and `detect` print it on stdout.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// The photo, as the user named it.
+    pub file: String,
+    /// Its image type.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The image score (max of the smoothed score map).
+    pub score: f64,
+    /// The image threshold the score was compared with (None: loss_cut mode, where any
+    /// anomalous pixel makes the photo anomalous).
+    pub threshold: Option<f64>,
+    /// `anomalous` or `good`.
+    pub verdict: String,
+    /// Share of the pooled pixels above the pixel threshold, percent.
+    pub anomalous_percent: f64,
+    /// Ground truth, when masks were given: true = the mask marks a defect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truth: Option<bool>,
+}
+
 /// What a stage did: printed as JSON with `--json`, and summarised on stderr.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Summary {
@@ -53,6 +80,15 @@ pub struct Summary {
     pub outputs: Vec<String>,
     /// Warnings worth a look.
     pub warnings: Vec<String>,
+    /// Per-photo verdicts (validate, detect).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Verdict>,
+    /// Metrics against ground truth per type, when masks were given (validate, detect).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<serde_json::Value>,
+    /// `--fail-on-anomaly`: an anomalous verdict makes the exit code 3.
+    #[serde(skip)]
+    pub fail_on_anomaly: bool,
 }
 
 impl Summary {
@@ -92,27 +128,149 @@ impl Summary {
         self.failed.extend(other.failed);
         self.outputs.extend(other.outputs);
         self.warnings.extend(other.warnings);
+        self.images.extend(other.images);
+        self.metrics.extend(other.metrics);
     }
 
-    /// 0 when nothing failed, 1 otherwise.
+    /// 1 when something failed (the results are incomplete), else 3 when `--fail-on-anomaly`
+    /// is on and a photo is anomalous, else 0.
     pub fn exit_code(&self) -> i32 {
-        if self.failed.is_empty() {
-            EXIT_OK
-        } else {
+        if !self.failed.is_empty() {
             EXIT_FAILED_INPUTS
+        } else if self.fail_on_anomaly && self.images.iter().any(|v| v.verdict == "anomalous") {
+            EXIT_ANOMALY
+        } else {
+            EXIT_OK
         }
+    }
+
+    /// The verdict table printed on stdout: one line per photo, columns as wide as their
+    /// widest cell.
+    pub fn verdict_table(&self) -> String {
+        let mut rows: Vec<[String; 5]> = vec![[
+            "file".into(),
+            "type".into(),
+            "score".into(),
+            "threshold".into(),
+            "verdict".into(),
+        ]];
+        for v in &self.images {
+            rows.push([
+                v.file.clone(),
+                v.type_name.clone(),
+                format!("{:.4}", v.score),
+                v.threshold
+                    .map_or("any pixel".to_string(), |t| format!("{t:.4}")),
+                if v.verdict == "anomalous" {
+                    "ANOMALOUS".to_string()
+                } else {
+                    v.verdict.clone()
+                },
+            ]);
+        }
+        let mut width = [0usize; 5];
+        for r in &rows {
+            for (w, cell) in width.iter_mut().zip(r) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for r in &rows {
+            let line = format!(
+                "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                w0 = width[0],
+                w1 = width[1],
+                w2 = width[2],
+                w3 = width[3]
+            );
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Whether `--json` is among the arguments (before a `--`), for the exit paths that run
+/// before or outside the parsed command line: clap's usage errors and panics.
+pub fn json_requested<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// The JSON line of a run that ended in an error.
+pub fn error_json(error: &str, code: i32) -> String {
+    serde_json::json!({ "ok": false, "error": error, "exit_code": code }).to_string()
+}
+
+/// Installs a panic hook that, after the usual message, prints the `--json` error summary on
+/// stdout (once), so a script always gets a JSON line.
+pub fn install_json_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        static PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !PRINTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let what = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            println!(
+                "{}",
+                error_json(
+                    &format!("internal error (a bug in pixal, please report it): {what}{at}"),
+                    EXIT_PANIC
+                )
+            );
+        }
+    }));
+}
+
+/// Most worker threads `--threads` may ask for per core: more only adds overhead.
+pub const MAX_THREADS_PER_CORE: usize = 4;
+
+/// `--threads N` capped at the cores x [`MAX_THREADS_PER_CORE`], with a warning when capped.
+pub fn capped_threads(n: usize) -> (usize, Option<String>) {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let cap = cores * MAX_THREADS_PER_CORE;
+    if n > cap {
+        (
+            cap,
+            Some(format!(
+                "--threads {n} is more than {MAX_THREADS_PER_CORE} per core on this {cores}-core machine; using {cap}"
+            )),
+        )
+    } else {
+        (n.max(1), None)
     }
 }
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     crate::logging::init(cli.verbose, cli.quiet);
-    if let Some(n) = cli.threads
-        && let Err(e) = rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
+    if let Some(n) = cli.threads {
+        let (n, note) = capped_threads(n);
+        if let Some(note) = note {
+            log::warn!("{note}");
+        }
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
             .build_global()
-    {
-        log::debug!("thread pool already set up: {e}");
+        {
+            log::debug!("thread pool already set up: {e}");
+        }
     }
     let json = cli.json;
     let result = dispatch(cli);
@@ -126,8 +284,7 @@ pub fn run(cli: Cli) -> i32 {
             let code = exit_code_of(&e);
             log::error!("{e:#}");
             if json {
-                let s = serde_json::json!({ "ok": false, "error": format!("{e:#}"), "exit_code": code });
-                println!("{s}");
+                println!("{}", error_json(&format!("{e:#}"), code));
             }
             code
         }
@@ -156,6 +313,9 @@ fn report(summary: &Summary, json: bool) {
             o.insert("exit_code".into(), summary.exit_code().into());
         }
         println!("{v}");
+    } else if !summary.images.is_empty() {
+        // Results go to stdout (logs stay on stderr), so `-q` and scripts still get them.
+        print!("{}", summary.verdict_table());
     }
     if summary.failed.is_empty() {
         log::info!(
@@ -165,55 +325,108 @@ fn report(summary: &Summary, json: bool) {
             summary.outputs.len()
         );
     } else {
+        // Each failure was logged once when it happened; this line only counts them.
         log::error!(
-            "{}: {} input(s) processed, {} FAILED:",
+            "{}: {} input(s) processed, {} FAILED (see the errors above{})",
             summary.stage,
             summary.processed,
-            summary.failed.len()
+            summary.failed.len(),
+            if json { "" } else { "; --json lists them" }
         );
-        for f in &summary.failed {
-            log::error!("  {}", f.error);
-        }
     }
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<Summary> {
+    if let Command::Demo(args) = &cli.command {
+        return demo::run(args);
+    }
+    let mut cfg = load_config(&cli.config)?;
+    if let Command::Validate(a) = &cli.command
+        && let Some(dir) = &a.output
+    {
+        cfg.layout = cfg.layout.with_validate_root(dir);
+    }
+    let _lock = lock_output_tree(&cfg, &cli.command)?;
     match cli.command {
-        Command::Demo(args) => demo::run(&args),
-        Command::MakeInput(args) => {
-            let cfg = load_config(&cli.config)?;
-            make_input::run(&cfg, args.input.as_deref())
-        }
-        Command::Preprocess(args) => {
-            let cfg = load_config(&cli.config)?;
-            preprocess::run(&cfg, args.input.as_deref())
-        }
-        Command::RemoveBg(args) => {
-            let cfg = load_config(&cli.config)?;
-            remove_bg::run(&cfg, args.input.as_deref(), args.only_mask)
-        }
-        Command::Align(args) => {
-            let cfg = load_config(&cli.config)?;
-            align::run(&cfg, args.input.as_deref())
-        }
-        Command::Train(args) => {
-            let cfg = load_config(&cli.config)?;
-            train::run(&cfg, args.input.as_deref())
-        }
+        Command::Demo(_) => Err(anyhow::anyhow!("demo is run above")),
+        Command::MakeInput(args) => make_input::run(&cfg, args.input.as_deref()),
+        Command::Preprocess(args) => preprocess::run(&cfg, args.input.as_deref()),
+        Command::RemoveBg(args) => remove_bg::run(&cfg, args.input.as_deref(), args.only_mask),
+        Command::Align(args) => align::run(&cfg, args.input.as_deref()),
+        Command::Train(args) => train::run(&cfg, args.input.as_deref()),
         Command::Validate(args) => {
-            let cfg = load_config(&cli.config)?;
-            validate::run(
+            let mut s = validate::run(
                 &cfg,
                 args.input.as_deref(),
                 args.image_type.as_deref(),
                 args.truth.as_deref(),
-            )
+            )?;
+            s.fail_on_anomaly = args.fail_on_anomaly;
+            Ok(s)
         }
         Command::Detect(args) => {
-            let cfg = load_config(&cli.config)?;
-            detect::run(&cfg, args.input.as_deref(), args.truth.as_deref())
+            let mut s = detect::run(&cfg, args.input.as_deref(), args.truth.as_deref())?;
+            s.fail_on_anomaly = args.fail_on_anomaly;
+            Ok(s)
         }
     }
+}
+
+/// Refuses an input folder that is (or lies inside) an output tree pixal writes, for the
+/// stages that read photos: each re-run would read its own outputs as new photos.
+fn refuse_output_as_input(cfg: &Config, command: &Command) -> anyhow::Result<()> {
+    let input = match command {
+        // align and make_input read pixal's own earlier outputs; these read photos.
+        Command::Preprocess(a) => a.input.as_deref(),
+        Command::RemoveBg(a) => a.input.as_deref(),
+        Command::Validate(a) => a.input.as_deref(),
+        _ => None,
+    };
+    let Some(input) = input else {
+        return Ok(());
+    };
+    let norm = |p: &Path| {
+        p.canonicalize()
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    let inp = norm(input);
+    for root in [
+        cfg.layout.component_root(),
+        cfg.layout.validate_component_root(),
+    ] {
+        let out = norm(root);
+        if inp.starts_with(&out) {
+            return Err(UsageError(format!(
+                "{}: this input lies in pixal's output tree {} (paths.yaml), so every run would read its own outputs as new photos; keep the photos in a folder of their own",
+                input.display(),
+                root.display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Takes the lock of the output tree the command writes (see [`crate::io::lock`]) and removes
+/// the temporary files an interrupted run left there. The lock is held until the returned value
+/// drops (the end of the run).
+fn lock_output_tree(cfg: &Config, command: &Command) -> anyhow::Result<crate::io::lock::TreeLock> {
+    refuse_output_as_input(cfg, command)?;
+    let root = match command {
+        Command::Validate(_) | Command::Detect(_) => cfg.layout.validate_component_root(),
+        _ => cfg.layout.component_root(),
+    };
+    let lock = crate::io::lock::lock_tree(root).map_err(|e| UsageError(e.to_string()))?;
+    let removed = crate::io::atomic::remove_stale_temps(root);
+    if !removed.is_empty() {
+        log::info!(
+            "removed {} temporary file(s) an interrupted run left under {}",
+            removed.len(),
+            root.display()
+        );
+    }
+    Ok(lock)
 }
 
 /// Loads the configuration folder, with the folder named in the error.

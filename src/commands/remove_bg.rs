@@ -198,6 +198,8 @@ fn run_type(
         }
     }
     crate::io::atomic::create_dir_all(dest)?;
+    // Until this run's record is written, the folder counts as incomplete.
+    crate::io::stage::start(dest)?;
     log::info!(
         "remove_bg {name}: {} photo(s) -> {}",
         files.len(),
@@ -224,9 +226,13 @@ fn run_type(
     bar.finish_and_clear();
 
     let mut written = HashSet::new();
+    let mut failed: Vec<String> = Vec::new();
     let mut first_size: Option<(u32, u32)> = None;
     let mut odd: Vec<String> = Vec::new();
     for (f, o) in files.iter().zip(outcomes) {
+        if !matches!(o, Some(Ok(_))) {
+            failed.push(f.display().to_string());
+        }
         match o {
             None => {}
             Some(Ok((out, size))) => {
@@ -257,6 +263,24 @@ fn run_type(
         ));
     }
     remove_stale(dest, suffix, &written);
+    let mut outputs: Vec<String> = written
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    outputs.sort();
+    crate::io::stage::finish(
+        dest,
+        &crate::io::stage::StageRecord {
+            stage: "remove_bg".into(),
+            version: crate::VERSION.into(),
+            finished: crate::logging::utc_now(),
+            config_hash: cfg.hash.clone(),
+            inputs: files.len(),
+            photos: files.len(),
+            outputs,
+            failed,
+        },
+    )?;
     Ok(written.len())
 }
 

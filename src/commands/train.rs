@@ -163,6 +163,20 @@ fn train_one(cfg: &Config, job: &Job, summary: &mut Summary) {
     }
     let model_dir = cfg.layout.model(ty);
     let metadata_dir = cfg.layout.metadata(ty);
+    // make_input's metadata names the channels and vouches for the npz: without it the model
+    // could be trained under the wrong channel names.
+    if job.meta.is_none() {
+        summary.fail(
+            &job.npz,
+            format!(
+                "train {label}: {} has no make_input metadata (metadata/preprocessing.yaml beside it or {}); run make_input again",
+                job.npz.display(),
+                metadata_dir.join("preprocessing.yaml").display()
+            ),
+        );
+        crate::logging::close_log_file();
+        return;
+    }
     log::info!(
         "train {label}: {} -> {}{}",
         job.npz.display(),

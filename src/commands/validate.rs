@@ -28,6 +28,9 @@ pub fn run(
     let Some(input) = input else {
         return Err(UsageError("validate needs -i PATH: a folder with one sub-folder of new photos per type, or one photo with --type NAME".into()).into());
     };
+    if let Some(t) = image_type {
+        check_type_name(cfg, t)?;
+    }
     let types: Vec<(String, PathBuf)> = if input.is_file() {
         let Some(t) = image_type else {
             return Err(UsageError(format!(
@@ -87,6 +90,15 @@ fn validate_group(
         )
     })?;
     check_same_settings(cfg, &train_meta, &train_meta_path)?;
+    // A missing model is found before any photo is preprocessed.
+    let model_cfg = cfg.layout.model(ty).join(crate::model::MODEL_CONFIG_FILE);
+    if !model_cfg.is_file() {
+        return Err(anyhow::anyhow!(
+            "no trained model for {} ({} is missing); run `pixal train` first",
+            ty.unwrap_or("the one-hot model"),
+            model_cfg.display()
+        ));
+    }
     let label_types = ty.is_none().then(|| train_meta.types.clone());
     let mut target = Target::validation(cfg, ty, train_meta.crop_box, label_types);
     let train_npz = cfg
@@ -119,6 +131,59 @@ fn validate_group(
         out_dir: target.root.clone(),
     };
     detect::detect_job(cfg, &job, truth, summary)?;
+    Ok(())
+}
+
+/// The types with a trained model (a `model_config.json`), sorted.
+pub fn trained_types(cfg: &Config) -> Vec<String> {
+    let root = cfg.layout.component_root();
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .filter(|n| {
+                    cfg.layout
+                        .model(Some(n))
+                        .join(crate::model::MODEL_CONFIG_FILE)
+                        .is_file()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// `--type` is a name, never a path (a path would send the outputs into the training tree):
+/// no separators, no `.`/`..`, no leading dot; in per-type mode it must be a trained type.
+fn check_type_name(cfg: &Config, t: &str) -> anyhow::Result<()> {
+    let plain = !t.is_empty()
+        && !t.starts_with('.')
+        && !t.contains(['/', '\\', '\0'])
+        && std::path::Path::new(t).components().count() == 1;
+    if !plain {
+        return Err(UsageError(format!(
+            "--type {t:?}: a type is a plain name such as `front` (no path separators, no leading dot or `..`)"
+        ))
+        .into());
+    }
+    if cfg.params.model_training.one_hot_encoding {
+        return Ok(());
+    }
+    let trained = trained_types(cfg);
+    if !trained.iter().any(|n| n == t) {
+        return Err(UsageError(format!(
+            "--type {t}: no trained model of that type under {}; trained types: {}",
+            cfg.layout.component_root().display(),
+            if trained.is_empty() {
+                "none (run `pixal train` first)".to_string()
+            } else {
+                trained.join(", ")
+            }
+        ))
+        .into());
+    }
     Ok(())
 }
 
@@ -158,6 +223,7 @@ fn prepare(
 ) -> anyhow::Result<(PathBuf, HashMap<PathBuf, Provenance>)> {
     // A single photo is copied into the validate tree (the user's file is never touched), so
     // every stage works on a folder.
+    let user_photo = src.is_file().then(|| src.to_path_buf());
     let src = if src.is_file() {
         let stage = cfg.layout.validate_type_root(Some(ty)).join("input");
         crate::io::atomic::create_dir_all(&stage)?;
@@ -198,7 +264,8 @@ fn prepare(
             by_output.insert(
                 out,
                 Provenance {
-                    photo: photo.clone(),
+                    // The user's own path, not the internal copy, so results name their file.
+                    photo: user_photo.clone().unwrap_or_else(|| photo.clone()),
                     homography: None,
                     photo_size: size,
                 },

@@ -152,6 +152,28 @@ impl Layout {
         }
     }
 
+    /// The same layout with the validate side moved to `root` (`validate --output DIR`): every
+    /// validate entry below the old validate root moves with it; the model side is unchanged.
+    pub fn with_validate_root(&self, root: &Path) -> Layout {
+        let root = clean(root);
+        let entries = self
+            .entries
+            .iter()
+            .map(|(k, p)| {
+                let moved = match p.strip_prefix(&self.validate_root) {
+                    Ok(rel) if k.contains("validate") => root.join(rel),
+                    _ => p.clone(),
+                };
+                (k.clone(), moved)
+            })
+            .collect();
+        Layout {
+            model_root: self.model_root.clone(),
+            validate_root: root,
+            entries,
+        }
+    }
+
     /// `out/<component>`.
     pub fn component_root(&self) -> &Path {
         &self.model_root

@@ -47,6 +47,28 @@ pub struct RawParameters {
     pub plotting: RawPlotting,
     /// `detection:` (pixal only).
     pub detection: RawDetection,
+    /// `quality_gates:` (pixal only).
+    pub quality_gates: RawQualityGates,
+}
+
+/// `quality_gates:` (pixal only): how many images a type needs before pixal trusts it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawQualityGates {
+    /// Fewest images a type may train on.
+    pub min_images: i64,
+    /// Smallest share of a type's images that must come through a stage.
+    #[serde(deserialize_with = "lenient_f64")]
+    pub min_image_fraction: f64,
+}
+
+impl Default for RawQualityGates {
+    fn default() -> Self {
+        RawQualityGates {
+            min_images: 5,
+            min_image_fraction: 0.5,
+        }
+    }
 }
 
 /// `preprocessing:`.

@@ -269,6 +269,38 @@ pub struct Detection {
     pub part_erosion: usize,
 }
 
+/// `quality_gates:`, validated (pixal only): below these a type fails instead of training on
+/// (or being judged by) too few images.
+#[derive(Debug, Clone, Serialize)]
+pub struct QualityGates {
+    /// Fewest images a type may train on (>= 1).
+    pub min_images: usize,
+    /// Smallest share of a type's images that must come through make_input, in [0, 1].
+    pub min_image_fraction: f64,
+}
+
+impl QualityGates {
+    /// Checks `kept` of `total` images of `what` against the gates; the error names the gate,
+    /// the counts and the setting to change.
+    pub fn check(&self, what: &str, kept: usize, total: usize) -> Result<(), String> {
+        if kept < self.min_images {
+            return Err(format!(
+                "{what}: only {kept} of {total} image(s) usable, below quality_gates.min_images {} (see the refused images above; to accept so few, set quality_gates.min_images: {kept} in parameters.yaml)",
+                self.min_images
+            ));
+        }
+        let need = (self.min_image_fraction * total as f64).ceil() as usize;
+        if kept < need {
+            return Err(format!(
+                "{what}: only {kept} of {total} image(s) usable, below quality_gates.min_image_fraction {} ({need} images) (see the refused images above; to accept this, set quality_gates.min_image_fraction: {:.2} in parameters.yaml)",
+                self.min_image_fraction,
+                (kept as f64 / total.max(1) as f64 - 0.005).max(0.0)
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The validated `parameters.yaml`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Parameters {
@@ -282,6 +314,8 @@ pub struct Parameters {
     pub plotting: Plotting,
     /// Detection.
     pub detection: Detection,
+    /// Minimum image counts.
+    pub quality_gates: QualityGates,
 }
 
 /// Builds errors that point at a key of one file.
@@ -644,12 +678,24 @@ impl Parameters {
             },
             part_erosion: cx.count("detection.part_erosion", d.part_erosion, 0)?,
         };
+        let g = &raw.quality_gates;
+        if !(0.0..=1.0).contains(&g.min_image_fraction) {
+            return Err(cx.invalid(
+                "quality_gates.min_image_fraction",
+                format!("must be in [0, 1], found {}", g.min_image_fraction),
+            ));
+        }
+        let quality_gates = QualityGates {
+            min_images: cx.count("quality_gates.min_images", g.min_images, 1)?,
+            min_image_fraction: g.min_image_fraction,
+        };
         Ok(Parameters {
             experiment_name: raw.experiment_name.clone(),
             preprocessing,
             model_training,
             plotting,
             detection,
+            quality_gates,
         })
     }
 }
@@ -1039,6 +1085,33 @@ mod tests {
         assert!(msg.contains("did you mean `pixel_stats`"), "{msg}");
         let msg = err("model_training:\n  device: gpu\n");
         assert!(msg.contains("`model_training.device`"), "{msg}");
+    }
+
+    #[test]
+    fn quality_gates_keys_and_messages() {
+        let p = parse("").unwrap();
+        assert_eq!(p.quality_gates.min_images, 5);
+        assert_eq!(p.quality_gates.min_image_fraction, 0.5);
+        let g = parse("quality_gates:\n  min_images: 2\n  min_image_fraction: 0.25\n")
+            .unwrap()
+            .quality_gates;
+        assert!(g.check("t", 2, 8).is_ok());
+        let e = g.check("t", 1, 8).unwrap_err();
+        assert!(
+            e.contains("only 1 of 8") && e.contains("min_images: 1"),
+            "{e}"
+        );
+        let e = g.check("t", 2, 9).unwrap_err();
+        assert!(
+            e.contains("min_image_fraction 0.25 (3 images)")
+                && e.contains("min_image_fraction: 0.22"),
+            "{e}"
+        );
+        assert!(err("quality_gates:\n  min_images: 0\n").contains("`quality_gates.min_images`"));
+        assert!(
+            err("quality_gates:\n  min_image_fraction: 1.5\n")
+                .contains("`quality_gates.min_image_fraction`")
+        );
     }
 
     #[test]

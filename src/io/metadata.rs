@@ -45,6 +45,33 @@ pub struct PreprocessingMetadata {
     /// maps can be drawn back onto the photo.
     #[serde(default)]
     pub rows: Vec<RowSource>,
+    /// SHA-256 of the npz this file describes: make_input writes the npz first and this file
+    /// last, so a later stage can tell an npz from another (or an interrupted) run.
+    #[serde(default)]
+    pub npz_sha256: Option<String>,
+}
+
+impl PreprocessingMetadata {
+    /// Checks that `npz` is the file this metadata (read from `meta_path`) describes.
+    pub fn verify_npz(&self, npz: &Path, meta_path: &Path) -> Result<(), IoError> {
+        let bad = |reason: String| IoError::Metadata {
+            path: meta_path.to_path_buf(),
+            reason,
+        };
+        let Some(want) = &self.npz_sha256 else {
+            return Err(bad(format!(
+                "it records no npz_sha256, so it cannot vouch for {} (written by an older pixal?); run make_input again",
+                npz.display()
+            )));
+        };
+        if super::sha256_file(npz)? != *want {
+            return Err(bad(format!(
+                "{} is not the file this metadata describes (its SHA-256 differs: they come from different make_input runs, e.g. one was interrupted); run make_input again",
+                npz.display()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The provenance of one row of `data`.
@@ -116,6 +143,7 @@ mod tests {
             row_types: vec!["front".into(), "front".into()],
             reference_image: None,
             npz: "out.npz".into(),
+            npz_sha256: Some("ab".repeat(32)),
             rows: vec![RowSource {
                 file: "a.png".into(),
                 photo: "raw/a.jpg".into(),

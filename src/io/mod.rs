@@ -3,8 +3,10 @@
 
 pub mod atomic;
 pub mod image;
+pub mod lock;
 pub mod metadata;
 pub mod npz;
+pub mod stage;
 
 use std::path::PathBuf;
 
@@ -100,4 +102,42 @@ impl IoError {
             | IoError::Metadata { path, .. } => path,
         }
     }
+}
+
+/// SHA-256 of `bytes`, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().fold(String::with_capacity(64), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// SHA-256 of a file's content, as lowercase hex.
+pub fn sha256_file(path: &std::path::Path) -> Result<String, IoError> {
+    use sha2::Digest;
+    use std::io::Read;
+    let read = |source| IoError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(read)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(read)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize()
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        }))
 }

@@ -57,12 +57,114 @@ pub fn write_input(path: &Path, input: &InputData) -> Result<(), IoError> {
     })
 }
 
+/// The most bytes one array may declare: 64 GiB, far above any real input.
+pub const MAX_ARRAY_BYTES: u64 = 64 << 30;
+
+/// Deflate cannot expand data more than about 1032 times, so an entry that claims more is
+/// lying about its size.
+const MAX_DEFLATE_RATIO: u64 = 1100;
+
+/// The (shape, item size, header length) an `.npy` header declares, from the file's first
+/// bytes; `None` when it is not an `.npy` header.
+fn npy_header(head: &[u8]) -> Option<(Vec<u64>, u64, usize)> {
+    if head.len() < 10 || &head[..6] != b"\x93NUMPY" {
+        return None;
+    }
+    let (len, start) = match head[6] {
+        1 => (usize::from(u16::from_le_bytes([head[8], head[9]])), 10),
+        _ => {
+            let b = head.get(8..12)?;
+            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
+        }
+    };
+    let text = std::str::from_utf8(head.get(start..start + len)?).ok()?;
+    let descr = text.split("'descr'").nth(1)?;
+    let descr = descr.split('\'').nth(1)?;
+    let item: u64 = descr
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .ok()?;
+    let shape = text.split("'shape'").nth(1)?;
+    let shape = shape.split('(').nth(1)?.split(')').next()?;
+    let dims: Option<Vec<u64>> = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.trim_end_matches('L').parse().ok())
+        .collect();
+    Some((dims?, item, start + len))
+}
+
+/// Checks that the array an `.npy` file (or npz entry) declares fits in the `available` bytes
+/// it holds and under [`MAX_ARRAY_BYTES`], so a hostile or damaged header cannot make the
+/// reader allocate terabytes.
+fn check_declared(head: &[u8], available: u64, what: &str, path: &Path) -> Result<(), IoError> {
+    let bad = |reason: String| IoError::Npz {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let Some((dims, item, header)) = npy_header(head) else {
+        // Not an .npy header pixal understands; the reader will say what is wrong.
+        return Ok(());
+    };
+    let declared = dims
+        .iter()
+        .try_fold(item, |acc, &d| acc.checked_mul(d))
+        .unwrap_or(u64::MAX);
+    let holds = available.saturating_sub(header as u64);
+    if declared > holds || declared > MAX_ARRAY_BYTES {
+        return Err(bad(format!(
+            "{what} declares shape {dims:?} ({declared} bytes) but holds {holds} bytes (limit {MAX_ARRAY_BYTES}); the file is damaged or not made by pixal/numpy"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the declared size of an `.npy` file's array against its bytes.
+pub fn check_npy_size(bytes: &[u8], path: &Path) -> Result<(), IoError> {
+    check_declared(bytes, bytes.len() as u64, "the array", path)
+}
+
+/// Checks every array of an npz file: the size its header declares must fit in the entry,
+/// and the entry must fit in what the file could decompress to.
+fn check_npz_sizes(path: &Path) -> Result<(), IoError> {
+    use std::io::Read;
+    let bad = |reason: String| IoError::Npz {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(|source| IoError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
+        let name = entry.name().to_string();
+        let size = entry.size();
+        if size > file_len.saturating_mul(MAX_DEFLATE_RATIO) {
+            return Err(bad(format!(
+                "entry {name} claims {size} bytes, more than a {file_len}-byte file can hold"
+            )));
+        }
+        let mut head = Vec::with_capacity(4096);
+        (&mut entry)
+            .take(4096)
+            .read_to_end(&mut head)
+            .map_err(|e| bad(format!("entry {name}: {e}")))?;
+        check_declared(&head, size, &format!("array {name}"), path)?;
+    }
+    Ok(())
+}
+
 /// Reads an ML input file and checks that its arrays agree with each other.
 pub fn read_input(path: &Path) -> Result<InputData, IoError> {
     let bad = |reason: String| IoError::Npz {
         path: path.to_path_buf(),
         reason,
     };
+    check_npz_sizes(path)?;
     let file = File::open(path).map_err(|source| IoError::Read {
         path: path.to_path_buf(),
         source,
@@ -210,6 +312,48 @@ mod tests {
         }));
         write_input(&p, &input).unwrap();
         assert_eq!(read_input(&p).unwrap(), input);
+    }
+
+    /// An `.npy` file: float32, the declared `shape`, and `payload` bytes of data.
+    fn npy(shape: &str, payload: usize) -> Vec<u8> {
+        let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.as_bytes());
+        out.extend(vec![0u8; payload]);
+        out
+    }
+
+    #[test]
+    fn huge_declared_shape_is_refused_before_allocating() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.npz");
+        // A well-formed zip whose `data` header declares 4 TB but holds 48 bytes, as a damaged
+        // or hostile file would (reading it used to abort the process allocating 4 TB).
+        let mut zip = zip::ZipWriter::new(File::create(&p).unwrap());
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("data.npy", opts).unwrap();
+        zip.write_all(&npy("(100000, 100000, 100)", 48)).unwrap();
+        zip.start_file("shape.npy", opts).unwrap();
+        zip.write_all(&npy("(2,)", 16)).unwrap();
+        zip.finish().unwrap();
+        let e = read_input(&p).unwrap_err().to_string();
+        assert!(e.contains("declares shape [100000, 100000, 100]"), "{e}");
+        assert!(e.contains("out.npz") && e.contains("array data.npy"), "{e}");
+        // A plain .npy with the same kind of lie.
+        let bytes = npy("(100000, 100000)", 16);
+        let e = check_npy_size(&bytes, Path::new("x.npy"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("40000000000 bytes"), "{e}");
+        // An honest one passes.
+        assert!(check_npy_size(&npy("(2, 2)", 16), Path::new("ok.npy")).is_ok());
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub const MEAN_FILE: &str = "pixel_mean.npy";
 /// pixel_stats standard deviation (float32, (P, C)).
 pub const STD_FILE: &str = "pixel_std.npy";
 /// Version of the model folder layout.
+/// Format 2 added the `checksums` that tie a folder's files together.
 pub const MODEL_FORMAT: u32 = 2;
 
 /// Seconds between two best-weights checkpoints during training: improving epochs in between
@@ -122,6 +123,10 @@ pub enum ModelError {
     /// A figure could not be drawn.
     #[error(transparent)]
     Plot(#[from] crate::report::PlotError),
+    /// Training diverged (a loss or an error map that is not a finite number): no model is
+    /// written, since its scores would mean nothing.
+    #[error("training diverged: {0}")]
+    Diverged(String),
 }
 
 /// Which model a trained model dir holds.
@@ -173,6 +178,38 @@ pub struct ModelSpec {
     pub calibration_folds: usize,
     /// The source file of each row of `calibration_residuals.npy`.
     pub calibration_files: Vec<String>,
+    /// SHA-256 (hex) of the folder's other files, by file name. `model_config.json` is
+    /// written last, so these tie the files of one training run together: loading refuses a
+    /// file whose hash differs (an interrupted or mixed retrain, a damaged file).
+    #[serde(default)]
+    pub checksums: BTreeMap<String, String>,
+}
+
+pub use crate::io::sha256_hex;
+
+/// Reads `name` from a model folder and checks it against the checksum `model_config.json`
+/// recorded for it.
+fn read_verified(model_dir: &Path, spec: &ModelSpec, name: &str) -> Result<Vec<u8>, ModelError> {
+    let path = model_dir.join(name);
+    let Some(want) = spec.checksums.get(name) else {
+        return Err(dir_err(
+            &model_dir.join(MODEL_CONFIG_FILE),
+            format!("no checksum recorded for {name}; retrain this type"),
+        ));
+    };
+    let bytes = std::fs::read(&path).map_err(|source| IoError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    if sha256_hex(&bytes) != *want {
+        return Err(dir_err(
+            &path,
+            format!(
+                "checksum differs from the one in {MODEL_CONFIG_FILE}: this file does not belong to the model (an interrupted or mixed retrain, or a damaged file); retrain this type"
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Per-(pixel, channel) standardisation of autoencoder inputs: `(x / data_max - mean) / std`,
@@ -230,6 +267,7 @@ pub struct TrainedModel {
     spec: ModelSpec,
     net: Net,
     part_mask: Option<Vec<f32>>,
+    calibration: Option<Array3<f32>>,
 }
 
 fn dir_err(path: &Path, reason: impl Into<String>) -> ModelError {
@@ -239,20 +277,19 @@ fn dir_err(path: &Path, reason: impl Into<String>) -> ModelError {
     }
 }
 
-fn read_npy1(path: &Path) -> Result<ndarray::Array1<f32>, ModelError> {
-    let f = std::fs::File::open(path).map_err(|source| IoError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    ndarray::Array1::<f32>::read_npy(f).map_err(|e| dir_err(path, format!("bad .npy: {e}")))
+fn npy2_from(bytes: &[u8], path: &Path) -> Result<Array2<f32>, ModelError> {
+    crate::io::npz::check_npy_size(bytes, path)?;
+    Array2::<f32>::read_npy(bytes).map_err(|e| dir_err(path, format!("bad .npy: {e}")))
 }
 
-fn read_npy2(path: &Path) -> Result<Array2<f32>, ModelError> {
-    let f = std::fs::File::open(path).map_err(|source| IoError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Array2::<f32>::read_npy(f).map_err(|e| dir_err(path, format!("bad .npy: {e}")))
+fn npy1_from(bytes: &[u8], path: &Path) -> Result<ndarray::Array1<f32>, ModelError> {
+    crate::io::npz::check_npy_size(bytes, path)?;
+    ndarray::Array1::<f32>::read_npy(bytes).map_err(|e| dir_err(path, format!("bad .npy: {e}")))
+}
+
+fn npy3_from(bytes: &[u8], path: &Path) -> Result<Array3<f32>, ModelError> {
+    crate::io::npz::check_npy_size(bytes, path)?;
+    Array3::<f32>::read_npy(bytes).map_err(|e| dir_err(path, format!("bad .npy: {e}")))
 }
 
 /// Writes a float32 array as `.npy`, atomically.
@@ -368,6 +405,23 @@ impl TrainedModel {
         if !(spec.data_max.is_finite() && spec.data_max > 0.0) {
             return Err(dir_err(&cfg_path, "data_max must be a positive number"));
         }
+        // The calibration residuals are read (and checked) here, so a folder whose calibration
+        // belongs to another run is refused before anything is scored.
+        let cal_path = model_dir.join(CALIBRATION_RESIDUALS_FILE);
+        let calibration = npy3_from(
+            &read_verified(model_dir, &spec, CALIBRATION_RESIDUALS_FILE)?,
+            &cal_path,
+        )?;
+        if (calibration.dim().1, calibration.dim().2) != (p, c) {
+            return Err(dir_err(
+                &cal_path,
+                format!(
+                    "residuals are {}x{} per image but the model is {p}x{c}",
+                    calibration.dim().1,
+                    calibration.dim().2
+                ),
+            ));
+        }
         let net = match spec.kind {
             ModelKind::Autoencoder => {
                 let (Some(ac), Some(file)) = (&spec.autoencoder, &spec.weights_file) else {
@@ -380,15 +434,18 @@ impl TrainedModel {
                     return Err(dir_err(&cfg_path, "autoencoder input_dim is not P x C"));
                 }
                 let wpath = model_dir.join(file);
-                let bytes = std::fs::read(&wpath).map_err(|source| IoError::Read {
-                    path: wpath.clone(),
-                    source,
-                })?;
+                let bytes = read_verified(model_dir, &spec, file)?;
                 let standardizer = match spec.input_normalization {
                     InputNormalization::Scale => None,
                     InputNormalization::Standardize => {
-                        let mean = read_npy2(&model_dir.join(INPUT_MEAN_FILE))?;
-                        let std = read_npy2(&model_dir.join(INPUT_STD_FILE))?;
+                        let mean = npy2_from(
+                            &read_verified(model_dir, &spec, INPUT_MEAN_FILE)?,
+                            &model_dir.join(INPUT_MEAN_FILE),
+                        )?;
+                        let std = npy2_from(
+                            &read_verified(model_dir, &spec, INPUT_STD_FILE)?,
+                            &model_dir.join(INPUT_STD_FILE),
+                        )?;
                         if mean.dim() != (p, c) || std.dim() != (p, c) {
                             return Err(dir_err(model_dir, "input mean/std arrays are not (P, C)"));
                         }
@@ -400,11 +457,15 @@ impl TrainedModel {
                                 "input mean/std hold values that are not finite (or std <= 0)",
                             ));
                         }
-                        let mask = match read_npy1(&model_dir.join(PART_MASK_FILE)) {
-                            Ok(m) if m.len() == p => m.to_vec(),
-                            Ok(_) => return Err(dir_err(model_dir, "part_mask.npy is not (P,)")),
-                            Err(_) => vec![1.0; p],
-                        };
+                        let mask_path = model_dir.join(PART_MASK_FILE);
+                        let m = npy1_from(
+                            &read_verified(model_dir, &spec, PART_MASK_FILE)?,
+                            &mask_path,
+                        )?;
+                        if m.len() != p {
+                            return Err(dir_err(&mask_path, "part_mask.npy is not (P,)"));
+                        }
+                        let mask = m.to_vec();
                         Some(Standardizer { mean, std, mask })
                     }
                 };
@@ -414,8 +475,14 @@ impl TrainedModel {
                 )
             }
             ModelKind::PixelStats => {
-                let mean = read_npy2(&model_dir.join(MEAN_FILE))?;
-                let std = read_npy2(&model_dir.join(STD_FILE))?;
+                let mean = npy2_from(
+                    &read_verified(model_dir, &spec, MEAN_FILE)?,
+                    &model_dir.join(MEAN_FILE),
+                )?;
+                let std = npy2_from(
+                    &read_verified(model_dir, &spec, STD_FILE)?,
+                    &model_dir.join(STD_FILE),
+                )?;
                 if mean.dim() != (p, c) || std.dim() != (p, c) {
                     return Err(dir_err(model_dir, "mean/std arrays are not (P, C)"));
                 }
@@ -427,19 +494,18 @@ impl TrainedModel {
             }
         };
         let mask_path = model_dir.join(PART_MASK_FILE);
-        let part_mask = if mask_path.is_file() {
-            let m = read_npy1(&mask_path)?;
-            if m.len() != p || m.iter().any(|v| !v.is_finite()) {
-                return Err(dir_err(&mask_path, format!("must hold {p} finite values")));
-            }
-            Some(m.to_vec())
-        } else {
-            None
-        };
+        let m = npy1_from(
+            &read_verified(model_dir, &spec, PART_MASK_FILE)?,
+            &mask_path,
+        )?;
+        if m.len() != p || m.iter().any(|v| !v.is_finite()) {
+            return Err(dir_err(&mask_path, format!("must hold {p} finite values")));
+        }
         Ok(TrainedModel {
             spec,
             net,
-            part_mask,
+            part_mask: Some(m.to_vec()),
+            calibration: Some(calibration),
         })
     }
 
@@ -448,26 +514,10 @@ impl TrainedModel {
         self.part_mask.as_deref()
     }
 
-    /// The out-of-fold residuals (N, P, C) of the training images, from `model_dir`.
-    pub fn calibration_residuals(&self, model_dir: &Path) -> Result<Array3<f32>, ModelError> {
-        let path = model_dir.join(CALIBRATION_RESIDUALS_FILE);
-        let f = std::fs::File::open(&path).map_err(|source| IoError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let a = Array3::<f32>::read_npy(f).map_err(|e| dir_err(&path, format!("bad .npy: {e}")))?;
-        let (p, c) = self.input_shape();
-        if (a.dim().1, a.dim().2) != (p, c) {
-            return Err(dir_err(
-                &path,
-                format!(
-                    "residuals are {}x{} per image but the model is {p}x{c}",
-                    a.dim().1,
-                    a.dim().2
-                ),
-            ));
-        }
-        Ok(a)
+    /// The out-of-fold residuals (N, P, C) of the training images (checked against the
+    /// model's checksum when it was loaded).
+    pub fn calibration_residuals(&self) -> Option<&Array3<f32>> {
+        self.calibration.as_ref()
     }
 
     /// The model kind.
@@ -792,8 +842,16 @@ fn prepare(
             "the data is empty ({n} images x {p} pixels x {c} channels)"
         )));
     }
+    params
+        .quality_gates
+        .check("training input", n, n)
+        .map_err(bad)?;
     let meta: Option<PreprocessingMetadata> = match meta_path {
-        Some(m) => Some(read_yaml(m)?),
+        Some(m) => {
+            let meta: PreprocessingMetadata = read_yaml(m)?;
+            meta.verify_npz(npz, m)?;
+            Some(meta)
+        }
         None => None,
     };
     let pp = &params.preprocessing.preprocessor;
@@ -879,6 +937,10 @@ fn select3(a: &Array3<f32>, rows: &[usize]) -> Array3<f32> {
 /// `metadata_dir`); returns a summary of the run. `preprocessing_meta` is make_input's
 /// `preprocessing.yaml` for this file (channel names and weights, source file names, one-hot
 /// type names); without it the configuration's channels and weights are used.
+///
+/// The model is trained into a staging folder beside `model_dir` that replaces it as a whole
+/// only when everything is written: an interrupted or failed retrain leaves the previous model
+/// untouched, and no file of the previous model (of another kind, say) survives a retrain.
 pub fn train_npz(
     params: &Parameters,
     npz: &Path,
@@ -886,6 +948,32 @@ pub fn train_npz(
     model_dir: &Path,
     metadata_dir: &Path,
 ) -> Result<TrainReport, ModelError> {
+    let staging = atomic::staging_dir(model_dir, "model")?;
+    let (mut report, meta) =
+        train_into(params, npz, preprocessing_meta, staging.path(), model_dir)?;
+    let staged = staging.keep();
+    atomic::replace_dir(&staged, model_dir)?;
+    for o in &mut report.outputs {
+        if let Ok(rel) = o.strip_prefix(&staged) {
+            *o = model_dir.join(rel);
+        }
+    }
+    // The record of the run is written once the model it describes is in place.
+    let meta_path = metadata_dir.join(format!("{}.yaml", params.model_training.model_name));
+    write_yaml(&meta_path, &meta)?;
+    report.outputs.push(meta_path);
+    Ok(report)
+}
+
+/// Trains into `work_dir` (an empty folder); `model_dir` is where it will live, as recorded
+/// in the training metadata.
+fn train_into(
+    params: &Parameters,
+    npz: &Path,
+    preprocessing_meta: Option<&Path>,
+    work_dir: &Path,
+    model_dir: &Path,
+) -> Result<(TrainReport, TrainingMetadata), ModelError> {
     let t0 = Instant::now();
     let m = &params.model_training;
     let prep = prepare(params, npz, preprocessing_meta)?;
@@ -912,7 +1000,7 @@ pub fn train_npz(
     if m.mixed_precision {
         warnings.push("mixed_precision is not supported by pixal; training in float32".into());
     }
-    atomic::create_dir_all(model_dir)?;
+    atomic::create_dir_all(work_dir)?;
     let mut outputs = Vec::new();
     let fit_t0 = Instant::now();
     let labels_of = |rows: &[usize]| prep.labels.as_ref().map(|l| l.select(Axis(0), rows));
@@ -936,8 +1024,8 @@ pub fn train_npz(
             }
             let all: Vec<usize> = (0..n).collect();
             let stats = pixel_stats::fit(prep.data.view(), &all, prep.data_max);
-            let mean_path = model_dir.join(MEAN_FILE);
-            let std_path = model_dir.join(STD_FILE);
+            let mean_path = work_dir.join(MEAN_FILE);
+            let std_path = work_dir.join(STD_FILE);
             write_npy(&mean_path, &stats.mean)?;
             write_npy(&std_path, &stats.std)?;
             outputs.push(mean_path);
@@ -953,13 +1041,19 @@ pub fn train_npz(
                     &prep,
                     &train_rows,
                     fold,
-                    (k == 0).then(|| model_dir.join(format!("{}.mpk", m.model_name))),
-                    &format!("{} fold {}/{}", m.model_name, k + 1, folds.len()),
+                    (k == 0).then(|| work_dir.join(format!("{}.mpk", m.model_name))),
+                    &format!(
+                        "train {} fold {}/{}",
+                        type_label(model_dir, &m.model_name),
+                        k + 1,
+                        folds.len()
+                    ),
                 )?;
                 let fold_model = TrainedModel {
                     spec: provisional_spec(m, &prep, normalization, outcome.config.clone()),
                     net: Net::Autoencoder(Box::new(net), st),
                     part_mask: None,
+                    calibration: None,
                 };
                 let r = fold_model.residuals(
                     select3(&prep.data, fold).view(),
@@ -978,8 +1072,8 @@ pub fn train_npz(
                 return Err(ModelError::Shape("no fold was trained".into()));
             };
             if let Net::Autoencoder(_, Some(st)) = &net {
-                let mean_path = model_dir.join(INPUT_MEAN_FILE);
-                let std_path = model_dir.join(INPUT_STD_FILE);
+                let mean_path = work_dir.join(INPUT_MEAN_FILE);
+                let std_path = work_dir.join(INPUT_STD_FILE);
                 write_npy(&mean_path, &st.mean)?;
                 write_npy(&std_path, &st.std)?;
                 outputs.push(mean_path);
@@ -1035,18 +1129,20 @@ pub fn train_npz(
         input_normalization: normalization,
         calibration_folds: folds.len(),
         calibration_files: prep.files.clone(),
+        checksums: BTreeMap::new(),
     };
     let model = TrainedModel {
         spec: spec.clone(),
         net,
         part_mask: Some(prep.part_mask.clone()),
+        calibration: None,
     };
 
     // Calibration data for detection: every image's out-of-fold residuals, and the part.
-    let cal_path = model_dir.join(CALIBRATION_RESIDUALS_FILE);
+    let cal_path = work_dir.join(CALIBRATION_RESIDUALS_FILE);
     write_npy(&cal_path, &calibration)?;
     outputs.push(cal_path);
-    let mask_path = model_dir.join(PART_MASK_FILE);
+    let mask_path = work_dir.join(PART_MASK_FILE);
     write_npy(&mask_path, &ndarray::Array1::from(prep.part_mask.clone()))?;
     outputs.push(mask_path);
     let val_data = select3(&prep.data, &split.validation);
@@ -1073,14 +1169,14 @@ pub fn train_npz(
             },
         ],
     };
-    let st_path = model_dir.join(&safetensors_file);
+    let st_path = work_dir.join(&safetensors_file);
     let t = Instant::now();
     export::write_safetensors(&st_path, &tensors, &st_meta)?;
     log::trace!("safetensors written in {:.2} s", t.elapsed().as_secs_f64());
     drop(tensors);
     outputs.push(st_path);
     if kind == ModelKind::Autoencoder {
-        outputs.push(model_dir.join(&weights_file));
+        outputs.push(work_dir.join(&weights_file));
     }
 
     // History and figure.
@@ -1129,7 +1225,7 @@ pub fn train_npz(
         best_epoch,
         epochs: history.clone(),
     };
-    let hist_path = model_dir.join(LOSS_HISTORY_FILE);
+    let hist_path = work_dir.join(LOSS_HISTORY_FILE);
     let json = serde_json::to_vec_pretty(&hist).map_err(|e| IoError::Encode {
         path: hist_path.clone(),
         reason: e.to_string(),
@@ -1137,12 +1233,31 @@ pub fn train_npz(
     atomic::write_bytes(&hist_path, &json)?;
     outputs.push(hist_path);
     if kind == ModelKind::Autoencoder {
-        let plot_path = model_dir.join(LOSS_PLOT_FILE);
+        let plot_path = work_dir.join(LOSS_PLOT_FILE);
         plot_history(&plot_path, &m.model_name, &hist)?;
         outputs.push(plot_path);
     }
 
-    let cfg_path = model_dir.join(MODEL_CONFIG_FILE);
+    // Written last, with the hash of every file loading reads.
+    let mut spec = spec;
+    let mut hashed = vec![
+        CALIBRATION_RESIDUALS_FILE.to_string(),
+        PART_MASK_FILE.to_string(),
+        safetensors_file.clone(),
+    ];
+    if normalization == InputNormalization::Standardize {
+        hashed.extend([INPUT_MEAN_FILE.to_string(), INPUT_STD_FILE.to_string()]);
+    }
+    match kind {
+        ModelKind::Autoencoder => hashed.push(weights_file.clone()),
+        ModelKind::PixelStats => hashed.extend([MEAN_FILE.to_string(), STD_FILE.to_string()]),
+    }
+    for name in hashed {
+        let path = work_dir.join(&name);
+        let bytes = std::fs::read(&path).map_err(|source| IoError::Read { path, source })?;
+        spec.checksums.insert(name, sha256_hex(&bytes));
+    }
+    let cfg_path = work_dir.join(MODEL_CONFIG_FILE);
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| IoError::Encode {
         path: cfg_path.clone(),
         reason: e.to_string(),
@@ -1201,24 +1316,23 @@ pub fn train_npz(
         model_dir: model_dir.display().to_string(),
         notes,
     };
-    let meta_path = metadata_dir.join(format!("{}.yaml", m.model_name));
-    write_yaml(&meta_path, &meta)?;
-    outputs.push(meta_path);
-
-    Ok(TrainReport {
-        kind,
-        epochs_run,
-        best_epoch,
-        best_val_loss,
-        seconds: t0.elapsed().as_secs_f64(),
-        fit_seconds,
-        n_train: split.train.len(),
-        n_val: split.validation.len(),
-        device,
-        stopped_early,
-        outputs,
-        warnings,
-    })
+    Ok((
+        TrainReport {
+            kind,
+            epochs_run,
+            best_epoch,
+            best_val_loss,
+            seconds: t0.elapsed().as_secs_f64(),
+            fit_seconds,
+            n_train: split.train.len(),
+            n_val: split.validation.len(),
+            device,
+            stopped_early,
+            outputs,
+            warnings,
+        },
+        meta,
+    ))
 }
 
 /// Mean squared error between scaled images and their reconstructions: overall and per
@@ -1423,6 +1537,15 @@ impl device::BackendJob for FitJob<'_> {
     }
 }
 
+/// The type a model folder belongs to, for progress bars: the folder's parent (`<type>/model`),
+/// else the model name.
+fn type_label(model_dir: &Path, model_name: &str) -> String {
+    model_dir.parent().and_then(|d| d.file_name()).map_or_else(
+        || model_name.to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
 /// The spec of an autoencoder fitted during cross-validation, enough to compute its residuals.
 fn provisional_spec(
     m: &ModelTraining,
@@ -1450,6 +1573,7 @@ fn provisional_spec(
         input_normalization: normalization,
         calibration_folds: 0,
         calibration_files: Vec::new(),
+        checksums: BTreeMap::new(),
     }
 }
 
@@ -1520,10 +1644,9 @@ fn train_autoencoder(
     let r = device::run(selected, job)?;
     if let Some(a) = &r.aborted {
         // A fit whose loss stopped being a number has learnt nothing to trust.
-        return Err(ModelError::Input {
-            path: weights_path,
-            reason: format!("training {label} diverged ({a}); lower model_training.learning_rate"),
-        });
+        return Err(ModelError::Diverged(format!(
+            "{label}: {a}; no model was written (the previous one, if any, is kept); lower model_training.learning_rate"
+        )));
     }
     if checkpoint {
         let t = Instant::now();

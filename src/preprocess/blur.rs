@@ -58,5 +58,4 @@ mod tests {
         assert!((b.iter().sum::<f32>() - 1.0).abs() < 1e-4);
         assert!(b[40] < 1.0 && b[40] > b[41] && (b[41] - b[39]).abs() < 1e-7);
     }
-
 }

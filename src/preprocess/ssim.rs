@@ -283,7 +283,11 @@ mod tests {
         let img = |dx: u32, gain: [f64; 3], bias: f64| {
             image::RgbaImage::from_fn(64, 48, |x, y| {
                 let v = |c: usize| (tex(x + dx, y, c) * gain[c] + bias).clamp(0.0, 255.0) as u8;
-                let a = if (4..60).contains(&x) && (4..44).contains(&y) { 255 } else { 0 };
+                let a = if (4..60).contains(&x) && (4..44).contains(&y) {
+                    255
+                } else {
+                    0
+                };
                 image::Rgba([v(0), v(1), v(2), a])
             })
         };

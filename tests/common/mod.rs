@@ -20,7 +20,25 @@ pub fn temp_project() -> tempfile::TempDir {
         )
         .unwrap();
     }
+    // The tests use a handful of tiny images; the minimum image counts are tested on their own
+    // (they set the shipped values back with `strict_gates`).
+    edit_params(dir.path(), "min_images: 5", "min_images: 1");
+    edit_params(
+        dir.path(),
+        "min_image_fraction: 0.5",
+        "min_image_fraction: 0.0",
+    );
     dir
+}
+
+/// Restores the shipped quality gates (5 images, half of the type) in a temp project.
+pub fn strict_gates(project: &Path) {
+    edit_params(project, "min_images: 1", "min_images: 5");
+    edit_params(
+        project,
+        "min_image_fraction: 0.0",
+        "min_image_fraction: 0.5",
+    );
 }
 
 /// Replaces the first `from` in the project's parameters.yaml by `to` (which must be there).
