@@ -125,15 +125,15 @@ pub struct DemoArgs {
     /// Where to create the demo (its images, configs and outputs).
     #[arg(short, long, value_name = "DIR", default_value = "pixal-demo")]
     pub output: PathBuf,
-    /// Good training photos per type [default: 60, 20 with --subtle].
+    /// Good training photos per type [default: 20].
     #[arg(long, alias = "images", value_name = "N")]
     pub train: Option<usize>,
     /// Good validation photos per type.
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 6)]
     pub good: usize,
     /// Defective validation photos per type (scratch, contamination, missing copper,
     /// discolouration, fibre in turn).
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 10)]
     pub defective: usize,
     /// Photo size, WIDTHxHEIGHT.
     #[arg(long, value_name = "WxH", default_value = "480x270", value_parser = parse_size)]

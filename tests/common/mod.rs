@@ -41,10 +41,14 @@ pub fn strict_gates(project: &Path) {
     );
 }
 
-/// Replaces the first `from` in the project's parameters.yaml by `to` (which must be there).
+/// Replaces the first `from` in the project's parameters.yaml by `to`; `from` must be there,
+/// unless the file already says `to` (a setting the shipped file already has).
 pub fn edit_params(project: &Path, from: &str, to: &str) {
     let p = project.join("configs/parameters.yaml");
     let text = std::fs::read_to_string(&p).unwrap();
+    if !text.contains(from) && text.contains(to) {
+        return;
+    }
     assert!(text.contains(from), "{from} not in parameters.yaml");
     std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
 }
