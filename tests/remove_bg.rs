@@ -858,3 +858,105 @@ fn models_are_found_in_rembgs_new_and_old_places() {
         std::fs::remove_file(&place).unwrap();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// pixal doctor
+// ---------------------------------------------------------------------------------------------
+
+/// The text of doctor's line for `label` (after the padded label), or "" when absent.
+fn doctor_line<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| {
+            l.strip_prefix(label)
+                .filter(|rest| rest.starts_with("  "))
+                .map(str::trim_start)
+        })
+        .unwrap_or("")
+}
+
+#[test]
+fn doctor_reports_runtime_models_config_and_cuda() {
+    let p = Project::new();
+    // Default config (method auto, model u2net): nothing required is missing.
+    let (code, out, err) = p.run(&["doctor"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(env!("CARGO_PKG_VERSION")), "{out}");
+    assert!(out.contains("parameters.yaml"), "{out}");
+    assert!(out.contains("method auto, model u2net"), "{out}");
+    assert!(out.contains("onnxruntime"), "{out}");
+    assert!(out.contains("cuda"), "{out}");
+    // Every model of rembg's table, with rembg's two places for each.
+    for m in pixal::preprocess::background::models::MODELS {
+        let new_place = p
+            .path()
+            .join(format!("home/.rembg/models/{0}/{0}.onnx", m.name));
+        let old_place = p.path().join(format!("home/.u2net/{}.onnx", m.name));
+        assert!(out.contains(&new_place.display().to_string()), "{out}");
+        assert!(out.contains(&old_place.display().to_string()), "{out}");
+    }
+    assert!(out.contains("model u2net (configured)"), "{out}");
+    assert!(out.contains("off: PIXAL_NO_DOWNLOAD"), "{out}");
+
+    // method onnx with the model missing and downloads off: exit 1, the model named.
+    p.set("method", "onnx");
+    let (code, out, err) = p.run(&["doctor"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        doctor_line(&out, "model u2net (configured)").starts_with("MISSING not found"),
+        "{out}"
+    );
+    assert!(err.contains("model u2net (configured)"), "{err}");
+
+    // A model where rembg keeps it, and the runtime: found, exit 0; --json has the details.
+    if let Some(lib) = runtime() {
+        p.set("onnxruntime", &lib.display().to_string());
+        let place = p.path().join("home/.rembg/models/u2net/u2net.onnx");
+        std::fs::create_dir_all(place.parent().unwrap()).unwrap();
+        std::fs::copy(fixtures().join("tiny_u2net.onnx"), &place).unwrap();
+        let (code, out, err) = p.run(&["doctor"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert_eq!(
+            doctor_line(&out, "model u2net (configured)"),
+            place.display().to_string(),
+            "{out}"
+        );
+        assert!(out.contains("(loads)"), "{out}");
+        let (code, out, err) = p.run(&["--json", "doctor"]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let d = &v["details"];
+        assert_eq!(d["onnxruntime"]["loads"], true, "{v}");
+        let u2net = d["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "u2net")
+            .unwrap();
+        assert_eq!(u2net["found"], place.display().to_string(), "{v}");
+        assert_eq!(d["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(v["exit_code"], 0);
+    }
+
+    // Training on CUDA in a build without it: missing, exit 1.
+    p.set("method", "classical");
+    p.set_top("device", "cuda");
+    let (code, out, err) = p.run(&["doctor"]);
+    if pixal::model::device::CUDA_BUILT {
+        assert!(out.contains("cuda"), "{out}");
+    } else {
+        assert_eq!(code, 1, "{out}\n{err}");
+        assert!(
+            doctor_line(&out, "cuda").starts_with("MISSING not built in"),
+            "{out}"
+        );
+    }
+
+    // A broken configuration: exit 1, the file named.
+    std::fs::write(p.path().join("configs/parameters.yaml"), "preprocessing: [").unwrap();
+    let (code, out, _) = p.run(&["doctor"]);
+    assert_eq!(code, 1);
+    assert!(
+        doctor_line(&out, "config").starts_with("MISSING cannot be used"),
+        "{out}"
+    );
+}

@@ -4,6 +4,7 @@
 pub mod align;
 pub mod demo;
 pub mod detect;
+pub mod doctor;
 pub mod make_input;
 pub mod preprocess;
 pub mod remove_bg;
@@ -53,6 +54,9 @@ pub struct Summary {
     pub outputs: Vec<String>,
     /// Warnings worth a look.
     pub warnings: Vec<String>,
+    /// A command's own findings (`pixal doctor`'s report), in the JSON summary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 impl Summary {
@@ -180,6 +184,7 @@ fn report(summary: &Summary, json: bool) {
 fn dispatch(cli: Cli) -> anyhow::Result<Summary> {
     match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Doctor => doctor::run(&cli.config, cli.json),
         Command::MakeInput(args) => {
             let cfg = load_config(&cli.config)?;
             make_input::run(&cfg, args.input.as_deref())
