@@ -3,9 +3,10 @@
 //! The JPEGs under `tests/golden/jpeg/` are written by [`fixtures`] below (the `jpeg-encoder`
 //! crate: baseline and progressive, 4:4:4, 4:2:2, 4:2:0, 4:4:0, 4:1:1, gray, CMYK, YCCK,
 //! restart markers, an EXIF orientation, several qualities, odd sizes). The expected pixels
-//! beside them (`<name>.png`) and the hash of the real photo's pixels (`real_fixture.txt`) were
-//! decoded by PIL with `tests/golden/make_jpeg_golden.py`, which also checks that OpenCV's
-//! `imread` gives the same pixels. CI needs neither PIL nor OpenCV.
+//! beside them (`<name>.png`, decoded by PIL), the hash of PIL's pixels of the real photo
+//! (`real_fixture.txt`) and the feature channels of one of them computed on OpenCV's pixels
+//! (`*_features.npy`) were made by `tests/golden/make_jpeg_golden.py`, which also checks that
+//! OpenCV's `imread` gives PIL's pixels. CI needs neither PIL nor OpenCV.
 //!
 //! To regenerate after changing the fixtures: `cargo test --release --test golden_jpeg --
 //! --ignored write_fixtures`, then `python3 tests/golden/make_jpeg_golden.py`.
@@ -269,4 +270,39 @@ fn real_photo_decodes_to_pils_pixels() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(got, hash, "{}: pixels differ from PIL's", p.display());
+}
+
+/// Feature channels computed from a JPEG equal OpenCV's computed on `cv2.imread`'s pixels, to
+/// the tolerance of tests/golden_features.rs (one 8-bit step; 0.02 for the robust-normalised
+/// channels): the decoder no longer adds its own differences.
+#[test]
+fn features_from_jpeg_equal_opencvs_on_imread() {
+    use ndarray::Array3;
+    use pixal::preprocess::Channel;
+    use pixal::preprocess::features::compute_features;
+    let img = load_rgb8(&golden_dir().join("rgb420_q85_16x16.jpg")).unwrap();
+    let npy = golden_dir().join("rgb420_q85_16x16_features.npy");
+    let expected: Array3<f32> = ndarray_npy::read_npy(&npy).unwrap();
+    let got = compute_features(&img, &Channel::ALL);
+    assert_eq!(got.dim(), expected.dim());
+    let mut failures = Vec::new();
+    for (k, &ch) in Channel::ALL.iter().enumerate() {
+        let tol = match ch {
+            Channel::LchC | Channel::OppO1 | Channel::OppO2 | Channel::Laplacian => 0.02,
+            _ => 1.0 / 255.0 + 1e-5,
+        };
+        let worst = got
+            .index_axis(ndarray::Axis(2), k)
+            .iter()
+            .zip(expected.index_axis(ndarray::Axis(2), k).iter())
+            .map(|(g, e)| (g - e).abs())
+            .fold(
+                0f32,
+                |m, e| if e.is_nan() { f32::INFINITY } else { m.max(e) },
+            );
+        if worst > tol {
+            failures.push(format!("{}: max error {worst:.3e} > {tol:.3e}", ch.name()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -11,16 +11,22 @@ For every `tests/golden/jpeg/<name>.jpg` (written by the Rust test generator) it
 JPEGs and RGB otherwise (CMYK through PIL's `convert("RGB")`), with the EXIF orientation
 applied as OpenCV's `imread` and pixal do. It checks on the way that `cv2.imread` returns the
 same pixels (for the colour and gray files). For the real photo of `../shared/fixtures/real/`
-it writes the SHA-256 of PIL's RGB bytes to `real_fixture.txt`.
+it writes the SHA-256 of PIL's RGB bytes to `real_fixture.txt`. For `rgb420_q85_16x16.jpg` it
+also writes the 23 feature channels of `make_features_golden.py` computed on `cv2.imread`'s
+pixels (`rgb420_q85_16x16_features.npy`): features from JPEG input must equal OpenCV's.
 """
 
 import glob
 import hashlib
 import os
+import sys
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, features
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_features_golden import features as feature_channels  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "jpeg")
@@ -51,6 +57,10 @@ def main():
                 cv = cv[..., ::-1]
             assert cv.shape == px.shape and (cv == px).all(), f"{f}: OpenCV differs from PIL"
         print(os.path.basename(f), mode, px.shape)
+    feat_src = os.path.join(OUT, "rgb420_q85_16x16.jpg")
+    rgb = np.ascontiguousarray(cv2.imread(feat_src, cv2.IMREAD_COLOR)[..., ::-1])
+    np.save(os.path.join(OUT, "rgb420_q85_16x16_features.npy"),
+            feature_channels(rgb).astype(np.float32))
     if os.path.exists(REAL):
         px, _ = pil_pixels(REAL)
         cv = cv2.imread(REAL)[..., ::-1]
