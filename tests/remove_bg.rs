@@ -896,6 +896,8 @@ fn doctor_reports_runtime_models_config_and_cuda() {
     }
     assert!(out.contains("model u2net (configured)"), "{out}");
     assert!(out.contains("off: PIXAL_NO_DOWNLOAD"), "{out}");
+    // auto notes its fallback but does not fail.
+    assert!(out.contains("auto will use the classical method"), "{out}");
 
     // method onnx with the model missing and downloads off: exit 1, the model named.
     p.set("method", "onnx");
@@ -920,7 +922,10 @@ fn doctor_reports_runtime_models_config_and_cuda() {
             place.display().to_string(),
             "{out}"
         );
-        assert!(out.contains("(loads)"), "{out}");
+        assert!(
+            out.contains("(loads; from preprocessing.remove_background.onnxruntime)"),
+            "{out}"
+        );
         let (code, out, err) = p.run(&["--json", "doctor"]);
         assert_eq!(code, 0, "{err}");
         let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();

@@ -111,16 +111,26 @@ pub fn run(config_dir: &Path, json: bool) -> anyhow::Result<Summary> {
 
     // ONNX Runtime.
     let configured = rb.and_then(|r| r.onnxruntime.clone());
+    // Where the library came from, in find_runtime's order (its error lists every place).
+    let source = if configured.is_some() {
+        "preprocessing.remove_background.onnxruntime"
+    } else if std::env::var_os("ORT_DYLIB_PATH").is_some_and(|v| !v.is_empty()) {
+        "ORT_DYLIB_PATH"
+    } else {
+        "the onnxruntime Python package (onnxruntime not set in the config, ORT_DYLIB_PATH unset)"
+    };
+    let mut runtime_loads = false;
     let runtime = match find_runtime(configured.as_deref()) {
         Ok(lib) => match onnx::load_runtime(&lib) {
             Ok(loaded) => {
+                runtime_loads = true;
                 add(
                     &mut lines,
                     "onnxruntime",
-                    format!("{} (loads)", loaded.display()),
+                    format!("{} (loads; from {source})", loaded.display()),
                     false,
                 );
-                json!({ "found": true, "path": loaded, "loads": true })
+                json!({ "found": true, "path": loaded, "loads": true, "from": source })
             }
             Err(e) => {
                 add(&mut lines, "onnxruntime", e.to_string(), needs_onnx);
@@ -217,9 +227,7 @@ pub fn run(config_dir: &Path, json: bool) -> anyhow::Result<Summary> {
     if let Some(rb) = rb
         && rb.method == Method::Auto
     {
-        let runtime_ok = lines
-            .iter()
-            .any(|l| l.label == "onnxruntime" && l.text.contains("(loads)"));
+        let runtime_ok = runtime_loads;
         // The configured model is usable when found, or when it would be downloaded.
         let model_ok = match cfg.as_ref().map(remove_bg::locate_model) {
             Some(Ok(_)) => true,
