@@ -10,7 +10,15 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-# pixal's default build is pure Rust: no system libraries are needed.
+# pixal's default build needs no system library: besides Rust it compiles C code (libjpeg-turbo's
+# JPEG decoder, vendored by the mozjpeg-sys crate; ring, for HTTPS model downloads) with the
+# system's C compiler (cc/gcc, present on a Debian machine with Rust). If the `nasm` assembler
+# happens to be installed, libjpeg-turbo's x86 SIMD code is built too (faster decoding, the same
+# pixels); without it the plain C decoder is used.
+if ! command -v cc >/dev/null 2>&1; then
+    echo "setup.sh: no C compiler (cc) found; install one first: sudo apt-get install gcc" >&2
+    exit 1
+fi
 # Background removal with a rembg model (`remove_bg`, method onnx/auto) loads ONNX Runtime at
 # run time; the onnxruntime wheel ships the library and pixal finds it through python3. Without
 # it pixal still works, using its classical background removal.

@@ -59,6 +59,9 @@ pub enum Command {
     Detect(DetectArgs),
     /// Generate a small synthetic component and run the pipeline on it.
     Demo(DemoArgs),
+    /// Show what pixal finds here: version, config, ONNX Runtime, rembg models, CUDA (exit 1
+    /// when something the config asks for is missing).
+    Doctor,
 }
 
 /// Arguments of the stages that read an input folder.

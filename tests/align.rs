@@ -329,6 +329,8 @@ impl Project {
     fn run(&self, args: &[&str]) -> (i32, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_pixal"))
             .current_dir(self.path())
+            // A test never downloads a rembg model (method auto would fetch u2net).
+            .env("PIXAL_NO_DOWNLOAD", "1")
             .args(args)
             .output()
             .unwrap();

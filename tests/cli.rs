@@ -9,7 +9,10 @@ use std::process::Command;
 use image::{Rgb, RgbImage};
 
 fn pixal() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_pixal"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pixal"));
+    // A test never downloads a rembg model (method auto would fetch u2net on first use).
+    c.env("PIXAL_NO_DOWNLOAD", "1");
+    c
 }
 
 /// A temp folder with a copy of the shipped configs whose output paths point inside it.

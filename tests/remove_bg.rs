@@ -286,15 +286,28 @@ impl Project {
         std::fs::write(&p, new).unwrap();
     }
 
+    /// Runs pixal in the project with HOME inside it, none of rembg's variables set, and
+    /// downloads forbidden (a test never fetches a model from the internet).
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_pixal"))
-            .current_dir(self.path())
+        self.run_env(args, &[("PIXAL_NO_DOWNLOAD", "1")])
+    }
+
+    /// Like [`Project::run`] with more environment variables, and downloads not forbidden
+    /// unless `env` forbids them.
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixal"));
+        cmd.current_dir(self.path())
             .env("HOME", self.path().join("home"))
             .env_remove("U2NET_HOME")
             .env_remove("XDG_DATA_HOME")
-            .args(args)
-            .output()
-            .unwrap();
+            .env_remove("REMBG_HOME")
+            .env_remove("PIXAL_NO_DOWNLOAD")
+            .env_remove("PIXAL_MODEL_URL")
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -466,8 +479,15 @@ fn remove_bg_onnx_without_a_model_says_where_it_looked() {
     p.set("model", "u2netp");
     let (code, _, err) = p.run(&["remove_bg", "-i", "component"]);
     assert_eq!(code, 2, "{err}");
-    let home_model = p.path().join("home/.u2net/u2netp.onnx");
-    assert!(err.contains(&home_model.display().to_string()), "{err}");
+    // rembg's two places, in rembg's order, and why nothing was downloaded.
+    let new_place = p.path().join("home/.rembg/models/u2netp/u2netp.onnx");
+    let old_place = p.path().join("home/.u2net/u2netp.onnx");
+    let (a, b) = (
+        err.find(&new_place.display().to_string()),
+        err.find(&old_place.display().to_string()),
+    );
+    assert!(a.is_some() && b.is_some() && a < b, "{err}");
+    assert!(err.contains("PIXAL_NO_DOWNLOAD"), "{err}");
     assert!(err.contains("downloads nothing"), "{err}");
     assert!(!p.bg("t").exists());
     // auto falls back to the classical method, with a warning that says why.
@@ -562,5 +582,401 @@ fn stage_timings() {
         best(3),
         best(4),
         best(5)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// rembg's model places and download
+// ---------------------------------------------------------------------------------------------
+
+/// A one-request-at-a-time HTTP/1.1 server on 127.0.0.1 serving `files` (path -> body); any
+/// other path is a 404. Returns its base address; the thread lives as long as the test process.
+fn serve(files: Vec<(String, Vec<u8>)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            // Skip the headers.
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if line == "\r\n" || line == "\n" => break,
+                    Ok(_) => {}
+                }
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            let reply = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(body);
+                    r
+                }
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found"
+                    .to_vec(),
+            };
+            let _ = stream.write_all(&reply);
+            let _ = stream.flush();
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A base address where nothing listens (a port that was just free).
+fn server_down() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Files in a folder tree, for "nothing left behind" checks.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn download_installs_a_good_file_refuses_a_bad_one_and_survives_a_dead_server() {
+    use pixal::preprocess::background::models::{self, Checksum, DownloadError, ModelInfo};
+    let tiny = std::fs::read(fixtures().join("tiny_u2net.onnx")).unwrap();
+    let mut corrupt = tiny.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0xFF;
+    let base = serve(vec![
+        ("/m/tiny.onnx".into(), tiny.clone()),
+        ("/m/corrupt.onnx".into(), corrupt),
+    ]);
+    // Leaked so the table entry can be 'static like rembg's.
+    let sum: &'static str = Box::leak(md5_hex(&tiny).into_boxed_str());
+    let entry = |name: &'static str, remote: &'static str| ModelInfo {
+        name,
+        remote_file: remote,
+        checksum: Checksum::Md5(sum),
+        contract: Contract::U2NET,
+    };
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join(".rembg/models/tiny");
+
+    // Good file: installed under rembg's name, byte for byte, with progress reported.
+    let mut calls = Vec::new();
+    let got = models::download(
+        &entry("tiny", "tiny.onnx"),
+        &format!("{base}/m/"),
+        &dir,
+        &mut |done, total| calls.push((done, total)),
+    )
+    .unwrap();
+    assert_eq!(got, dir.join("tiny.onnx"));
+    assert_eq!(std::fs::read(&got).unwrap(), tiny);
+    let last = *calls.last().unwrap();
+    assert_eq!(last, (tiny.len() as u64, Some(tiny.len() as u64)));
+    assert_eq!(files_under(home.path()), vec![dir.join("tiny.onnx")]);
+
+    // Bad checksum: refused, nothing left behind (no file, no temporary).
+    let dir2 = home.path().join(".rembg/models/bad");
+    let e = models::download(
+        &entry("bad", "corrupt.onnx"),
+        &format!("{base}/m"),
+        &dir2,
+        &mut |_, _| {},
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string());
+    let e = e.unwrap_err();
+    assert!(
+        e.contains("md5") && e.contains(sum) && e.contains("corrupt.onnx"),
+        "{e}"
+    );
+    assert!(files_under(&dir2).is_empty(), "{:?}", files_under(&dir2));
+    // 404: an HTTP error naming the address.
+    let e =
+        models::download(&entry("gone", "gone.onnx"), &base, &dir2, &mut |_, _| {}).unwrap_err();
+    assert!(matches!(e, DownloadError::Http { .. }), "{e}");
+    assert!(e.to_string().contains("/gone.onnx"), "{e}");
+    // Server down: an error, quickly, nothing written.
+    let t = Instant::now();
+    let e = models::download(
+        &entry("tiny", "tiny.onnx"),
+        &server_down(),
+        &dir2,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(matches!(e, DownloadError::Http { .. }), "{e}");
+    assert!(t.elapsed().as_secs() < 10);
+    assert!(files_under(&dir2).is_empty());
+}
+
+#[test]
+fn remove_bg_downloads_into_rembgs_folder_and_falls_back_once_when_it_cannot() {
+    let p = Project::new();
+    for ty in ["a", "b"] {
+        let d = p.path().join("component").join(ty);
+        std::fs::create_dir_all(&d).unwrap();
+        stage_photo(120, 90, 3).save(d.join("x.png")).unwrap();
+    }
+    p.set("model", "u2netp");
+    // A server with a corrupt u2netp.onnx: its md5 is not rembg's, so it is refused.
+    let base = serve(vec![(
+        "/u2netp.onnx".into(),
+        b"not rembg's u2netp".to_vec(),
+    )]);
+    let rembg_dir = p.path().join("home/.rembg");
+    if let Some(_lib) = runtime() {
+        p.set("method", "onnx");
+        let (code, _, err) = p.run_env(
+            &["remove_bg", "-i", "component"],
+            &[("PIXAL_MODEL_URL", &base)],
+        );
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("md5") && err.contains("8e83ca70e441ab06c318d82300c84806"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("{base}/u2netp.onnx")), "{err}");
+        assert!(
+            files_under(&rembg_dir).is_empty(),
+            "{:?}",
+            files_under(&rembg_dir)
+        );
+    }
+    // auto: one warning for the run (two types), then the classical method.
+    p.set("method", "auto");
+    let (code, _, err) = p.run_env(
+        &["remove_bg", "-i", "component"],
+        &[("PIXAL_MODEL_URL", &base)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        err.matches("using the classical colour segmentation")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        p.bg("a").join("a_000_no_bg.png").exists() && p.bg("b").join("b_000_no_bg.png").exists()
+    );
+    assert!(files_under(&rembg_dir).is_empty());
+    // Server down: the same fallback, the error says the download failed.
+    let (code, _, err) = p.run_env(
+        &["remove_bg", "-i", "component"],
+        &[("PIXAL_MODEL_URL", &server_down())],
+    );
+    assert_eq!(code, 0, "{err}");
+    if runtime().is_some() {
+        assert!(err.contains("the download failed"), "{err}");
+    }
+    // The config switch forbids it like the variable.
+    p.set("download", "False");
+    let (code, _, err) = p.run_env(
+        &["remove_bg", "-i", "component"],
+        &[("PIXAL_MODEL_URL", &base)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("download is False"), "{err}");
+}
+
+#[test]
+fn models_are_found_in_rembgs_new_and_old_places() {
+    let Some(lib) = runtime() else { return };
+    let p = Project::new();
+    let d = p.path().join("component/t");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(fixtures().join("small.png"), d.join("small.png")).unwrap();
+    p.set("method", "onnx");
+    p.set("model", "u2netp");
+    p.set("onnxruntime", &lib.display().to_string());
+    let tiny = fixtures().join("tiny_u2net.onnx");
+    let want = image::open(fixtures().join("expected/small_cutout.png"))
+        .unwrap()
+        .to_rgba8();
+    // Each place alone, with the variables that select it.
+    let xdg = p.path().join("xdg");
+    let cases: Vec<(PathBuf, Vec<(&str, String)>)> = vec![
+        (
+            p.path().join("home/.rembg/models/u2netp/u2netp.onnx"),
+            vec![],
+        ),
+        (p.path().join("home/.u2net/u2netp.onnx"), vec![]),
+        (
+            p.path().join("rh/models/u2netp/u2netp.onnx"),
+            vec![("REMBG_HOME", p.path().join("rh").display().to_string())],
+        ),
+        (
+            xdg.join("rembg/models/u2netp/u2netp.onnx"),
+            vec![("XDG_DATA_HOME", xdg.display().to_string())],
+        ),
+        (
+            xdg.join(".u2net/u2netp.onnx"),
+            vec![("XDG_DATA_HOME", xdg.display().to_string())],
+        ),
+        (
+            p.path().join("u2/models/u2netp/u2netp.onnx"),
+            vec![("U2NET_HOME", p.path().join("u2").display().to_string())],
+        ),
+        (
+            p.path().join("u2/u2netp.onnx"),
+            vec![("U2NET_HOME", p.path().join("u2").display().to_string())],
+        ),
+    ];
+    for (place, vars) in cases {
+        std::fs::create_dir_all(place.parent().unwrap()).unwrap();
+        std::fs::copy(&tiny, &place).unwrap();
+        let mut env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.push(("PIXAL_NO_DOWNLOAD", "1"));
+        let (code, _, err) = p.run_env(&["remove_bg", "-i", "component"], &env);
+        assert_eq!(code, 0, "{}: {err}", place.display());
+        assert!(
+            err.contains(&place.display().to_string()),
+            "{}: {err}",
+            place.display()
+        );
+        let got = image::open(p.bg("t").join("t_000_no_bg.png"))
+            .unwrap()
+            .to_rgba8();
+        assert_eq!(diff(got.as_raw(), want.as_raw()), (0, 0));
+        std::fs::remove_file(&place).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// pixal doctor
+// ---------------------------------------------------------------------------------------------
+
+/// The text of doctor's line for `label` (after the padded label), or "" when absent.
+fn doctor_line<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| {
+            l.strip_prefix(label)
+                .filter(|rest| rest.starts_with("  "))
+                .map(str::trim_start)
+        })
+        .unwrap_or("")
+}
+
+#[test]
+fn doctor_reports_runtime_models_config_and_cuda() {
+    let p = Project::new();
+    // Default config (method auto, model u2net): nothing required is missing.
+    let (code, out, err) = p.run(&["doctor"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(env!("CARGO_PKG_VERSION")), "{out}");
+    assert!(out.contains("parameters.yaml"), "{out}");
+    assert!(out.contains("method auto, model u2net"), "{out}");
+    assert!(out.contains("onnxruntime"), "{out}");
+    assert!(out.contains("cuda"), "{out}");
+    // Every model of rembg's table, with rembg's two places for each.
+    for m in pixal::preprocess::background::models::MODELS {
+        let new_place = p
+            .path()
+            .join(format!("home/.rembg/models/{0}/{0}.onnx", m.name));
+        let old_place = p.path().join(format!("home/.u2net/{}.onnx", m.name));
+        assert!(out.contains(&new_place.display().to_string()), "{out}");
+        assert!(out.contains(&old_place.display().to_string()), "{out}");
+    }
+    assert!(out.contains("model u2net (configured)"), "{out}");
+    assert!(out.contains("off: PIXAL_NO_DOWNLOAD"), "{out}");
+    // auto notes its fallback but does not fail.
+    assert!(out.contains("auto will use the classical method"), "{out}");
+
+    // method onnx with the model missing and downloads off: exit 1, the model named.
+    p.set("method", "onnx");
+    let (code, out, err) = p.run(&["doctor"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        doctor_line(&out, "model u2net (configured)").starts_with("MISSING not found"),
+        "{out}"
+    );
+    assert!(err.contains("model u2net (configured)"), "{err}");
+
+    // A model where rembg keeps it, and the runtime: found, exit 0; --json has the details.
+    if let Some(lib) = runtime() {
+        p.set("onnxruntime", &lib.display().to_string());
+        let place = p.path().join("home/.rembg/models/u2net/u2net.onnx");
+        std::fs::create_dir_all(place.parent().unwrap()).unwrap();
+        std::fs::copy(fixtures().join("tiny_u2net.onnx"), &place).unwrap();
+        let (code, out, err) = p.run(&["doctor"]);
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert_eq!(
+            doctor_line(&out, "model u2net (configured)"),
+            place.display().to_string(),
+            "{out}"
+        );
+        assert!(
+            out.contains("(loads; from preprocessing.remove_background.onnxruntime)"),
+            "{out}"
+        );
+        let (code, out, err) = p.run(&["--json", "doctor"]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let d = &v["details"];
+        assert_eq!(d["onnxruntime"]["loads"], true, "{v}");
+        let u2net = d["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "u2net")
+            .unwrap();
+        assert_eq!(u2net["found"], place.display().to_string(), "{v}");
+        assert_eq!(d["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(v["exit_code"], 0);
+    }
+
+    // Training on CUDA in a build without it: missing, exit 1.
+    p.set("method", "classical");
+    p.set_top("device", "cuda");
+    let (code, out, err) = p.run(&["doctor"]);
+    if pixal::model::device::CUDA_BUILT {
+        assert!(out.contains("cuda"), "{out}");
+    } else {
+        assert_eq!(code, 1, "{out}\n{err}");
+        assert!(
+            doctor_line(&out, "cuda").starts_with("MISSING not built in"),
+            "{out}"
+        );
+    }
+
+    // A broken configuration: exit 1, the file named.
+    std::fs::write(p.path().join("configs/parameters.yaml"), "preprocessing: [").unwrap();
+    let (code, out, _) = p.run(&["doctor"]);
+    assert_eq!(code, 1);
+    assert!(
+        doctor_line(&out, "config").starts_with("MISSING cannot be used"),
+        "{out}"
     );
 }

@@ -297,7 +297,10 @@ fn pixel_stats_model_files_and_calibration() {
 // ---- the command line ----
 
 fn pixal() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_pixal"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pixal"));
+    // A test never downloads a rembg model (method auto would fetch u2net on first use).
+    c.env("PIXAL_NO_DOWNLOAD", "1");
+    c
 }
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String) {

@@ -4,6 +4,7 @@
 pub mod align;
 pub mod demo;
 pub mod detect;
+pub mod doctor;
 pub mod make_input;
 pub mod preprocess;
 pub mod remove_bg;
@@ -89,6 +90,9 @@ pub struct Summary {
     /// `--fail-on-anomaly`: an anomalous verdict makes the exit code 3.
     #[serde(skip)]
     pub fail_on_anomaly: bool,
+    /// A command's own findings (`pixal doctor`'s report), in the JSON summary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 impl Summary {
@@ -340,6 +344,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<Summary> {
     if let Command::Demo(args) = &cli.command {
         return demo::run(args);
     }
+    // doctor reports on the configuration, so it must run when loading it fails.
+    if let Command::Doctor = &cli.command {
+        return doctor::run(&cli.config, cli.json);
+    }
     let mut cfg = load_config(&cli.config)?;
     if let Command::Validate(a) = &cli.command
         && let Some(dir) = &a.output
@@ -348,7 +356,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Summary> {
     }
     let _lock = lock_output_tree(&cfg, &cli.command)?;
     match cli.command {
-        Command::Demo(_) => Err(anyhow::anyhow!("demo is run above")),
+        Command::Demo(_) | Command::Doctor => Err(anyhow::anyhow!("demo and doctor are run above")),
         Command::MakeInput(args) => make_input::run(&cfg, args.input.as_deref()),
         Command::Preprocess(args) => preprocess::run(&cfg, args.input.as_deref()),
         Command::RemoveBg(args) => remove_bg::run(&cfg, args.input.as_deref(), args.only_mask),

@@ -9,12 +9,22 @@
 //! with a clear message unless alignment brings them to the reference frame.
 //!
 //! This module also finds what the ONNX method needs, and says where it looked when it finds
-//! nothing (pixal never downloads anything):
-//! * the model: `preprocessing.remove_background.model`, a path, or a rembg name looked up as
-//!   `<name>.onnx` in `$U2NET_HOME`, `$XDG_DATA_HOME/.u2net` and `~/.u2net` (rembg's places);
+//! nothing:
+//! * the model: `preprocessing.remove_background.model`, a path, or a rembg name looked up in
+//!   rembg's places, in rembg's order (`<home>/models/<name>/<name>.onnx` with `<home>` =
+//!   `$U2NET_HOME`, `$REMBG_HOME`, `$XDG_DATA_HOME/rembg` or `~/.rembg`, then the old flat
+//!   `$U2NET_HOME`, `$XDG_DATA_HOME/.u2net` or `~/.u2net`; see
+//!   [`crate::preprocess::background::models`]). A missing model of rembg's table is
+//!   downloaded on first use as rembg does (same address, same checksum, into rembg's folder)
+//!   unless `preprocessing.remove_background.download: False` or `PIXAL_NO_DOWNLOAD` forbids
+//!   it; `PIXAL_MODEL_URL` (or `download_url`) replaces the release address, for a mirror;
 //! * the ONNX Runtime library: `preprocessing.remove_background.onnxruntime`, else
 //!   `$ORT_DYLIB_PATH`, else the `onnxruntime` Python package's `capi/` folder (found by asking
 //!   `python3`).
+//!
+//! With `method: auto`, a run that cannot use the model (missing and not downloadable, no
+//! runtime) falls back to the classical method with one warning per run, however many types
+//! it processes.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -25,6 +35,7 @@ use rayon::prelude::*;
 use super::{Summary, UsageError, discover_types};
 use crate::config::Config;
 use crate::io::image::{list_images, load_rgb8, save_png};
+use crate::preprocess::background::models::{self, RembgPlaces};
 use crate::preprocess::background::onnx::{self, Contract, OnnxRemover};
 use crate::preprocess::background::{self, BackgroundError, Method, classical};
 
@@ -357,16 +368,178 @@ fn choose_remover(
             ))
             .into()),
         },
-        Method::Auto => match load_onnx(cfg, images, workers) {
-            Ok(r) => Ok(Remover::Onnx(r)),
-            Err(why) => {
-                summary.warn(format!(
-                    "remove_bg: using the classical colour segmentation, because {why} (set preprocessing.remove_background.method: classical in {} to silence this)",
-                    params.display()
-                ));
-                Ok(Remover::Classical)
+        Method::Auto => {
+            // One warning per run: validate calls this once per type, and a model that could
+            // not be found or downloaded for the first type will not appear for the next.
+            let mut fell_back = AUTO_FALLBACK.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(why) = fell_back.as_ref() {
+                log::debug!("remove_bg: classical colour segmentation ({why})");
+                return Ok(Remover::Classical);
             }
-        },
+            match load_onnx(cfg, images, workers) {
+                Ok(r) => Ok(Remover::Onnx(r)),
+                Err(why) => {
+                    summary.warn(format!(
+                        "remove_bg: using the classical colour segmentation, because {why} (set preprocessing.remove_background.method: classical in {} to silence this)",
+                        params.display()
+                    ));
+                    *fell_back = Some(why);
+                    Ok(Remover::Classical)
+                }
+            }
+        }
+    }
+}
+
+/// Why `method: auto` fell back to the classical method earlier in this process, if it did.
+static AUTO_FALLBACK: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// rembg's places for the model `name`, from this process's environment.
+pub fn model_places(name: &str) -> Result<RembgPlaces, String> {
+    models::rembg_places(name, |k| std::env::var_os(k))
+}
+
+/// Why downloading models is forbidden, or `None` when it is allowed: the config's
+/// `preprocessing.remove_background.download: False`, or `PIXAL_NO_DOWNLOAD` set to anything
+/// but `0` or nothing.
+pub fn download_forbidden(cfg: &Config) -> Option<String> {
+    if let Some(v) = std::env::var_os("PIXAL_NO_DOWNLOAD")
+        && !v.is_empty()
+        && v != "0"
+    {
+        return Some(format!(
+            "PIXAL_NO_DOWNLOAD={} forbids downloads",
+            v.to_string_lossy()
+        ));
+    }
+    if !cfg.params.preprocessing.remove_background.download {
+        return Some(format!(
+            "preprocessing.remove_background.download is False in {}",
+            cfg.dir.join("parameters.yaml").display()
+        ));
+    }
+    None
+}
+
+/// The base address models are downloaded from: `$PIXAL_MODEL_URL`, else the config's
+/// `download_url`, else rembg's release.
+pub fn download_base(cfg: &Config) -> String {
+    std::env::var("PIXAL_MODEL_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| {
+            cfg.params
+                .preprocessing
+                .remove_background
+                .download_url
+                .clone()
+        })
+        .unwrap_or_else(|| models::RELEASE_URL.to_string())
+}
+
+/// A model the config names that is not where rembg keeps it.
+pub struct MissingModel {
+    /// What is missing and every place looked at.
+    pub message: String,
+    /// The table entry and rembg's folder for it, when it could be downloaded there.
+    pub downloadable: Option<(&'static models::ModelInfo, PathBuf)>,
+}
+
+/// The model file the config asks for, without downloading: a path, or a rembg name found in
+/// rembg's places.
+pub fn locate_model(cfg: &Config) -> Result<PathBuf, MissingModel> {
+    let rb = &cfg.params.preprocessing.remove_background;
+    if onnx::is_model_path(&rb.model) {
+        return onnx::find_model(&rb.model, &[]).map_err(|_| MissingModel {
+            message: format!("the model file {} does not exist", rb.model),
+            downloadable: None,
+        });
+    }
+    let places = model_places(&rb.model).map_err(|message| MissingModel {
+        message,
+        downloadable: None,
+    })?;
+    if let Some(found) = places.existing() {
+        return Ok(found.to_path_buf());
+    }
+    let list = places
+        .candidates
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = format!(
+        "no `{}` model was found (looked for {list}: rembg's places, from {})",
+        rb.model, places.decided_by
+    );
+    Err(MissingModel {
+        message,
+        downloadable: models::info(&rb.model).map(|i| (i, places.model_dir.clone())),
+    })
+}
+
+/// The model file the config asks for ([`locate_model`]), downloaded into rembg's folder first
+/// when it is missing and downloads are allowed; `before_download` runs first and can refuse
+/// (no point fetching 170 MB without a runtime to run it). The error says what is missing,
+/// every place looked at, and why nothing was downloaded.
+pub fn obtain_model(
+    cfg: &Config,
+    before_download: impl FnOnce() -> Result<(), String>,
+) -> Result<PathBuf, String> {
+    let missing = match locate_model(cfg) {
+        Ok(p) => return Ok(p),
+        Err(m) => m,
+    };
+    let MissingModel {
+        message,
+        downloadable,
+    } = missing;
+    let rb = &cfg.params.preprocessing.remove_background;
+    let Some((info, dir)) = downloadable else {
+        return Err(if onnx::is_model_path(&rb.model) {
+            message
+        } else {
+            format!(
+                "{message}; copy {}.onnx there or set preprocessing.remove_background.model to the path of a .onnx file",
+                rb.model
+            )
+        });
+    };
+    if let Some(why) = download_forbidden(cfg) {
+        return Err(format!(
+            "{message}, and {why} (pixal downloads nothing then): run `rembg d {}` or copy {} into {}",
+            info.name,
+            info.file_name(),
+            dir.display()
+        ));
+    }
+    before_download()?;
+    let base = download_base(cfg);
+    log::info!(
+        "remove_bg: downloading rembg's `{}` model from {} into {}",
+        info.name,
+        info.url(&base),
+        dir.display()
+    );
+    let bar = crate::logging::progress(0, &format!("download {}", info.name));
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:24!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec:>12} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let got = models::download(info, &base, &dir, &mut |done, total| {
+        if let Some(t) = total {
+            bar.set_length(t);
+        }
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    match got {
+        Ok(path) => {
+            log::info!("remove_bg: installed {}", path.display());
+            Ok(path)
+        }
+        Err(e) => Err(format!("{message}, and the download failed: {e}")),
     }
 }
 
@@ -374,26 +547,9 @@ fn choose_remover(
 /// and where pixal looked.
 fn load_onnx(cfg: &Config, images: usize, workers: usize) -> Result<OnnxRemover, String> {
     let rb = &cfg.params.preprocessing.remove_background;
-    let model = onnx::find_model(&rb.model, &model_dirs()).map_err(|looked| {
-        let list = looked
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        if onnx::is_model_path(&rb.model) {
-            format!("the model file {list} does not exist")
-        } else {
-            let unset = if std::env::var_os("U2NET_HOME").is_some_and(|v| !v.is_empty()) {
-                ""
-            } else {
-                "; U2NET_HOME is not set"
-            };
-            format!(
-                "no `{}` model was found (looked for {list}{unset}); pixal downloads nothing: copy rembg's {}.onnx into one of those folders (or set U2NET_HOME), or set preprocessing.remove_background.model to the path of a .onnx file",
-                rb.model, rb.model
-            )
-        }
-    })?;
+    // The runtime is looked for before a download (without it the download would be wasted),
+    // but a missing model is reported first when it cannot be downloaded anyway.
+    let model = obtain_model(cfg, || find_runtime(rb.onnxruntime.as_deref()).map(|_| ()))?;
     let lib = find_runtime(rb.onnxruntime.as_deref())?;
     let loaded = onnx::load_runtime(&lib).map_err(|e| e.to_string())?;
     if loaded != std::path::absolute(&lib).unwrap_or(lib.clone()) {
@@ -432,35 +588,6 @@ fn load_onnx(cfg: &Config, images: usize, workers: usize) -> Result<OnnxRemover,
         intra
     );
     Ok(remover)
-}
-
-/// Where rembg keeps its models: `$U2NET_HOME`, `$XDG_DATA_HOME/.u2net`, `~/.u2net`.
-pub fn model_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let home = var("HOME");
-    let expand = |p: PathBuf| -> PathBuf {
-        match (p.strip_prefix("~"), &home) {
-            (Ok(rest), Some(h)) => h.join(rest),
-            _ => p,
-        }
-    };
-    if let Some(p) = var("U2NET_HOME") {
-        dirs.push(expand(p));
-    }
-    if let Some(p) = var("XDG_DATA_HOME") {
-        dirs.push(expand(p).join(".u2net"));
-    }
-    if let Some(h) = &home {
-        dirs.push(h.join(".u2net"));
-    }
-    let mut seen = HashSet::new();
-    dirs.retain(|d| seen.insert(d.clone()));
-    dirs
 }
 
 /// The ONNX Runtime library: the configured file or folder, else `$ORT_DYLIB_PATH`, else the

@@ -121,6 +121,10 @@ pub struct RawRemoveBackground {
     pub post_process_mask: bool,
     /// `premultiplied` (rembg's default cut-out) or `putalpha`.
     pub cutout: String,
+    /// Download a missing rembg model on first use, as rembg does (pixal).
+    pub download: bool,
+    /// Base address models are downloaded from; null = rembg's GitHub release (pixal).
+    pub download_url: Option<String>,
 }
 
 impl Default for RawRemoveBackground {
@@ -132,6 +136,8 @@ impl Default for RawRemoveBackground {
             onnxruntime: None,
             post_process_mask: false,
             cutout: "premultiplied".into(),
+            download: true,
+            download_url: None,
         }
     }
 }

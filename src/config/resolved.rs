@@ -102,6 +102,10 @@ pub struct RemoveBackground {
     pub post_process_mask: bool,
     /// Cut-out style.
     pub cutout: crate::preprocess::background::Cutout,
+    /// Download a missing rembg model on first use (`PIXAL_NO_DOWNLOAD` forbids it too).
+    pub download: bool,
+    /// Base address of the model downloads, when not rembg's release (`PIXAL_MODEL_URL` wins).
+    pub download_url: Option<String>,
 }
 
 /// Settings of alignment.
@@ -760,6 +764,13 @@ fn resolve_remove_background(
         onnxruntime,
         post_process_mask: r.post_process_mask,
         cutout,
+        download: r.download,
+        download_url: r
+            .download_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string),
     })
 }
 

@@ -13,13 +13,20 @@
 //!    [`MAX_DIMENSION`] pixels per side and [`MAX_DECODED_BYTES`] for the decoded buffer.
 //! 4. Truncated files are refused. PNG, TIFF and most cut WebP files fail in their decoders;
 //!    two cases need a check of our own because the decoder succeeds silently: a JPEG whose
-//!    marker structure ends before the end-of-image marker (zune-jpeg, in non-strict mode,
-//!    pads the missing part of the picture), and a WebP file shorter than its RIFF header
+//!    marker structure ends before the end-of-image marker (libjpeg, like PIL with
+//!    `LOAD_TRUNCATED_IMAGES`, would pad the missing part of the picture), and a WebP file
+//!    shorter than its RIFF header
 //!    declares. A PNG that lacks only its final `IEND` chunk still has all its pixel data and
 //!    loads.
 //! 5. The EXIF orientation (JPEG APP1, PNG `eXIf`, WebP `EXIF`, TIFF tag 0x0112) is applied,
 //!    as OpenCV's `imread` does by default, so the pixels come out upright.
 //! 6. The pixels are converted to the requested 8-bit layout ([`load_rgb8`], [`load_rgba8`]).
+//!
+//! JPEGs are decoded by libjpeg-turbo's own decoder (mozjpeg's copy of it, compiled from
+//! source with the crate), with its defaults, which is what `PIL.Image.open` and `cv2.imread`
+//! use: the pixels equal theirs to the byte for baseline, progressive and arithmetic-coded
+//! files, every chroma subsampling and gray (checked against PIL by tests/golden_jpeg.rs).
+//! Other formats go through the `image` crate.
 //!
 //! Pixel formats:
 //!
@@ -31,9 +38,10 @@
 //! * 32-bit float RGB/RGBA (float TIFF): converted, not refused. Each sample is clamped to
 //!   `[0, 1]`, scaled by 255 and rounded; NaN becomes 0. Float gray TIFFs are refused by the
 //!   TIFF decoder itself (as [`IoError::PixelFormat`] or [`IoError::Decode`]).
-//! * CMYK JPEG: the JPEG decoder converts to RGB. It reads the samples the way Adobe
-//!   (Photoshop) writes them, inverted (stored 0 = full ink), which is also what OpenCV does;
-//!   YCCK JPEGs (Adobe transform 2) are converted too. Both are checked by the tests.
+//! * CMYK JPEG: converted to RGB as PIL's `Image.open(...).convert("RGB")` does. The samples are
+//!   read the way Adobe (Photoshop) writes them, inverted (stored 0 = full ink), as PIL and
+//!   OpenCV both assume; YCCK JPEGs (Adobe transform 2) are converted too. Both are checked by
+//!   the tests, against PIL to the byte.
 //! * CMYK TIFF (8 and 16 bit, interleaved): the TIFF decoder converts to RGB with the TIFF
 //!   convention (stored 255 = full ink), `R = (255 - C) * (255 - K) / 255`. Planar CMYK TIFFs
 //!   are refused by the decoder.
@@ -288,6 +296,10 @@ fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<DynamicImage, IoError> {
         ));
     }
 
+    if format == ImageFormat::Jpeg {
+        return decode_jpeg(path, bytes);
+    }
+
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     // Dimensions are checked by hand below for a clearer message; the allocation limit is
     // passed on because the PNG and TIFF decoders size their internal buffers with it.
@@ -299,32 +311,13 @@ fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<DynamicImage, IoError> {
         .map_err(|e| image_err(path, format, e))?;
 
     let (width, height) = decoder.dimensions();
-    if width > MAX_DIMENSION || height > MAX_DIMENSION {
-        return Err(decode_err(
-            path,
-            format!(
-                "image is {width}x{height} pixels, larger than the \
-                 {MAX_DIMENSION}x{MAX_DIMENSION} limit (refused as a possible decompression bomb)"
-            ),
-        ));
-    }
-    if width == 0 || height == 0 {
-        return Err(decode_err(
-            path,
-            format!("image is {width}x{height} pixels (empty)"),
-        ));
-    }
-    let needed = decoder.total_bytes();
-    if needed > MAX_DECODED_BYTES {
-        return Err(decode_err(
-            path,
-            format!(
-                "decoding this {width}x{height} {:?} image needs {needed} bytes, more than the \
-                 {MAX_DECODED_BYTES}-byte limit (refused as a possible decompression bomb)",
-                decoder.color_type()
-            ),
-        ));
-    }
+    check_size(
+        path,
+        width,
+        height,
+        decoder.total_bytes(),
+        &format!("{:?}", decoder.color_type()),
+    )?;
 
     // A broken EXIF block should not make an otherwise good photo unreadable: warn, load it
     // as stored.
@@ -341,6 +334,164 @@ fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<DynamicImage, IoError> {
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| image_err(path, format, e))?;
     img.apply_orientation(orientation);
     Ok(img)
+}
+
+/// Refuses empty images and possible decompression bombs (too many pixels per side, or a decoded
+/// buffer of `needed` bytes over [`MAX_DECODED_BYTES`]) before any pixel buffer is allocated.
+/// `kind` names the pixel layout in the message.
+fn check_size(
+    path: &Path,
+    width: u32,
+    height: u32,
+    needed: u64,
+    kind: &str,
+) -> Result<(), IoError> {
+    if width > MAX_DIMENSION || height > MAX_DIMENSION {
+        return Err(decode_err(
+            path,
+            format!(
+                "image is {width}x{height} pixels, larger than the \
+                 {MAX_DIMENSION}x{MAX_DIMENSION} limit (refused as a possible decompression bomb)"
+            ),
+        ));
+    }
+    if width == 0 || height == 0 {
+        return Err(decode_err(
+            path,
+            format!("image is {width}x{height} pixels (empty)"),
+        ));
+    }
+    if needed > MAX_DECODED_BYTES {
+        return Err(decode_err(
+            path,
+            format!(
+                "decoding this {width}x{height} {kind} image needs {needed} bytes, more than the \
+                 {MAX_DECODED_BYTES}-byte limit (refused as a possible decompression bomb)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes a JPEG with libjpeg-turbo's decoder (the copy mozjpeg vendors, built from source),
+/// with libjpeg-turbo's defaults: accurate integer IDCT (`JDCT_ISLOW`), fancy (triangular)
+/// chroma upsampling, its fixed-point YCbCr to RGB tables. That is what `PIL.Image.open` and
+/// `cv2.imread` run, so the pixels are theirs to the byte (tests/golden_jpeg.rs checks it).
+///
+/// * Gray JPEGs come out as 8-bit gray, colour ones as 8-bit RGB.
+/// * CMYK and YCCK JPEGs are decoded to CMYK by libjpeg and turned into RGB as PIL does: the
+///   samples are taken as stored inverted (Adobe's convention, which PIL assumes for every CMYK
+///   JPEG), and `R = (255 - K) - round(C * (255 - K) / 255)` with PIL's rounding.
+/// * The EXIF orientation comes from the first `Exif` APP1 segment; a missing or unreadable one
+///   means upright.
+///
+/// libjpeg reports fatal errors by unwinding (mozjpeg's error manager, without the panic
+/// hook); they are caught here and become a [`IoError::Decode`] naming the file.
+fn decode_jpeg(path: &Path, bytes: &[u8]) -> Result<DynamicImage, IoError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_jpeg_inner(path, bytes)
+    })) {
+        Ok(result) => result,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_else(|| "unknown libjpeg error".to_string());
+            let what = what.trim_start_matches("libjpeg fatal error: ");
+            Err(decode_err(
+                path,
+                format!("corrupt or unsupported JPEG: {what}"),
+            ))
+        }
+    }
+}
+
+fn decode_jpeg_inner(path: &Path, bytes: &[u8]) -> Result<DynamicImage, IoError> {
+    use mozjpeg::{ColorSpace, Decompress, Marker};
+    let io_err =
+        |e: std::io::Error| decode_err(path, format!("JPEG data ends early or is corrupt: {e}"));
+    let dec = Decompress::with_markers(&[Marker::APP(1)])
+        .from_mem(bytes)
+        .map_err(io_err)?;
+    let (w, h) = dec.size();
+    let (width, height) = (
+        u32::try_from(w).unwrap_or(u32::MAX),
+        u32::try_from(h).unwrap_or(u32::MAX),
+    );
+    let colour = dec.color_space();
+    let (channels, kind) = match colour {
+        ColorSpace::JCS_GRAYSCALE => (1u64, "gray"),
+        ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => (4, "CMYK"),
+        _ => (3, "colour"),
+    };
+    check_size(
+        path,
+        width,
+        height,
+        u64::from(width) * u64::from(height) * channels,
+        kind,
+    )?;
+    let orientation = dec
+        .markers()
+        .filter(|m| m.marker == Marker::APP(1))
+        .find_map(|m| m.data.strip_prefix(b"Exif\0\0"))
+        .and_then(image::metadata::Orientation::from_exif_chunk)
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let short = || {
+        decode_err(
+            path,
+            "JPEG decoder returned fewer pixels than the image has",
+        )
+    };
+    let mut img = match colour {
+        ColorSpace::JCS_GRAYSCALE => {
+            let mut started = dec.grayscale().map_err(io_err)?;
+            let px: Vec<u8> = started.read_scanlines().map_err(io_err)?;
+            started.finish().map_err(io_err)?;
+            DynamicImage::ImageLuma8(
+                image::GrayImage::from_raw(width, height, px).ok_or_else(short)?,
+            )
+        }
+        ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => {
+            let mut started = dec.to_colorspace(ColorSpace::JCS_CMYK).map_err(io_err)?;
+            let px: Vec<u8> = started.read_scanlines().map_err(io_err)?;
+            started.finish().map_err(io_err)?;
+            let rgb = cmyk_inverted_to_rgb(&px);
+            DynamicImage::ImageRgb8(
+                image::RgbImage::from_raw(width, height, rgb).ok_or_else(short)?,
+            )
+        }
+        _ => {
+            let mut started = dec.rgb().map_err(io_err)?;
+            let px: Vec<u8> = started.read_scanlines().map_err(io_err)?;
+            started.finish().map_err(io_err)?;
+            DynamicImage::ImageRgb8(image::RgbImage::from_raw(width, height, px).ok_or_else(short)?)
+        }
+    };
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
+/// PIL's CMYK JPEG to RGB: the stored samples are inverted (`CMYK;I`, 0 = full ink), then
+/// PIL's `cmyk2rgb`, `R = nk - MULDIV255(C, nk)` with `nk = 255 - K`, for each channel.
+fn cmyk_inverted_to_rgb(stored: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stored.len() / 4 * 3);
+    for px in stored.chunks_exact(4) {
+        // Stored inverted: ink = 255 - stored, so nk = 255 - ink(K) = stored K.
+        let nk = px[3];
+        for &c in &px[..3] {
+            out.push(nk - div255(255 - c, nk));
+        }
+    }
+    out
+}
+
+/// PIL's `MULDIV255`: `a * b / 255` rounded, `((t >> 8) + t) >> 8` with `t = a * b + 128`.
+fn div255(a: u8, b: u8) -> u8 {
+    let t = u32::from(a) * u32::from(b) + 128;
+    // At most 255 for 8-bit inputs.
+    (((t >> 8) + t) >> 8) as u8
 }
 
 /// The usual name of one of the formats pixal reads, for messages.

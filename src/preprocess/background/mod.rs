@@ -3,7 +3,8 @@
 //! Two methods make a mask (8-bit, 255 = part, 0 = background) of the same size as the photo:
 //!
 //! * [`onnx`]: rembg's U2-Net contract run through ONNX Runtime, so a user's existing rembg
-//!   models (`u2net`, `u2netp`, `silueta`, `isnet-general-use`) give the masks rembg gives.
+//!   models (`u2net`, `isnet-general-use` and the rest of [`models::MODELS`]) give the masks
+//!   rembg gives.
 //!   The pre- and post-processing follow rembg step by step, resizes included: [`resample`] is
 //!   an exact port of PIL's Lanczos filter.
 //! * [`classical`]: a model-free colour segmentation for parts photographed on a plain
@@ -14,10 +15,14 @@
 //! [`cutout`] turns a photo and a mask into the RGBA image the next stage reads, in rembg's two
 //! styles ([`Cutout`]); [`post_process_mask`] is rembg's optional mask clean-up.
 //!
+//! [`models`] is rembg's model table, the places rembg keeps models, and the download rembg
+//! does on first use.
+//!
 //! Nothing here prints or touches paths, except [`onnx`], which loads the runtime library and
-//! the model file it is given.
+//! the model file it is given, and [`models`], which looks for and downloads model files.
 
 pub mod classical;
+pub mod models;
 pub mod morphology;
 pub mod onnx;
 pub mod resample;

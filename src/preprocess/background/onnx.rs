@@ -13,8 +13,9 @@
 //!    whose range is 0, gives NaN in numpy and 0 here, as numpy's cast gives on x86);
 //! 5. resize the 8-bit mask back to the photo's size with PIL's Lanczos.
 //!
-//! [`Contract::U2NET`] (u2net, u2netp, silueta: 320x320, ImageNet mean/std) and
-//! [`Contract::ISNET`] (isnet-general-use: 1024x1024, mean 0.5, std 1) are rembg's.
+//! [`Contract::U2NET`] (u2net, u2netp, u2net_human_seg, silueta: 320x320, ImageNet mean/std),
+//! [`Contract::ISNET`] (isnet-general-use: 1024x1024, mean 0.5, std 1), [`Contract::ISNET_ANIME`]
+//! and [`Contract::IMAGENET_1024`] (bria-rmbg) are rembg's.
 //!
 //! The runtime is loaded at run time from a shared library ([`load_runtime`]); one model is
 //! shared by all workers as a small pool of sessions ([`OnnxRemover`]).
@@ -29,8 +30,16 @@ use ort::value::Tensor;
 use super::BackgroundError;
 use super::resample;
 
-/// The rembg models pixal knows by name, and the contract each follows.
-pub const KNOWN_MODELS: [&str; 4] = ["u2net", "u2netp", "silueta", "isnet-general-use"];
+/// The rembg models pixal knows by name (rembg's table, [`super::models::MODELS`]).
+pub const KNOWN_MODELS: [&str; 7] = [
+    "u2net",
+    "u2netp",
+    "u2net_human_seg",
+    "silueta",
+    "isnet-general-use",
+    "isnet-anime",
+    "bria-rmbg",
+];
 
 /// How a model wants its input.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,9 +66,26 @@ impl Contract {
         std: [1.0, 1.0, 1.0],
     };
 
-    /// The contract of a model from its name or file stem: anything that starts with `isnet`
-    /// is an IS-Net, everything else follows U2-Net's.
+    /// isnet-anime: 1024x1024, ImageNet mean, std 1.
+    pub const ISNET_ANIME: Contract = Contract {
+        size: (1024, 1024),
+        mean: [0.485, 0.456, 0.406],
+        std: [1.0, 1.0, 1.0],
+    };
+    /// bria-rmbg: 1024x1024, ImageNet mean and std.
+    pub const IMAGENET_1024: Contract = Contract {
+        size: (1024, 1024),
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
+
+    /// The contract of a model from its name or file stem: rembg's for a name of its table
+    /// ([`super::models::MODELS`]); otherwise anything that starts with `isnet` is an IS-Net
+    /// (rembg's `dis_custom`), everything else follows U2-Net's (`u2net_custom`).
     pub fn for_model(name: &str) -> Contract {
+        if let Some(m) = super::models::info(name) {
+            return m.contract;
+        }
         if name.to_ascii_lowercase().starts_with("isnet") {
             Contract::ISNET
         } else {
@@ -304,20 +330,16 @@ impl OnnxRemover {
 }
 
 /// The model file for `model` (a known name or a path): a path is used as it is (`~/` expanded
-/// by the caller); a name is looked up as `<dir>/<name>.onnx` in each of `dirs`, in order.
-/// Returns the file, or every place looked at.
-pub fn find_model(model: &str, dirs: &[PathBuf]) -> Result<PathBuf, Vec<PathBuf>> {
+/// by the caller); a name is looked for in `candidates` (its files, in order: rembg's places,
+/// [`super::models::rembg_places`]). Returns the file, or every place looked at.
+pub fn find_model(model: &str, candidates: &[PathBuf]) -> Result<PathBuf, Vec<PathBuf>> {
     if is_model_path(model) {
         let p = PathBuf::from(model);
         return if p.is_file() { Ok(p) } else { Err(vec![p]) };
     }
-    let looked: Vec<PathBuf> = dirs
-        .iter()
-        .map(|d| d.join(format!("{model}.onnx")))
-        .collect();
-    match looked.iter().find(|p| p.is_file()) {
+    match candidates.iter().find(|p| p.is_file()) {
         Some(p) => Ok(p.clone()),
-        None => Err(looked),
+        None => Err(candidates.to_vec()),
     }
 }
 
@@ -373,6 +395,15 @@ mod tests {
         assert_eq!(Contract::for_model("silueta"), Contract::U2NET);
         assert_eq!(Contract::for_model("isnet-general-use"), Contract::ISNET);
         assert_eq!(Contract::for_model("ISNet-custom"), Contract::ISNET);
+        assert_eq!(Contract::for_model("isnet-anime"), Contract::ISNET_ANIME);
+        assert_eq!(Contract::for_model("bria-rmbg"), Contract::IMAGENET_1024);
+        assert_eq!(Contract::for_model("u2net_human_seg"), Contract::U2NET);
+        for m in KNOWN_MODELS {
+            assert!(
+                crate::preprocess::background::models::info(m).is_some(),
+                "{m}"
+            );
+        }
     }
 
     #[test]
@@ -404,10 +435,11 @@ mod tests {
         let b = d.path().join("b");
         std::fs::create_dir_all(&b).unwrap();
         std::fs::write(b.join("u2netp.onnx"), b"x").unwrap();
-        let dirs = vec![a.clone(), b.clone()];
-        assert_eq!(find_model("u2netp", &dirs).unwrap(), b.join("u2netp.onnx"));
-        let err = find_model("u2net", &dirs).unwrap_err();
-        assert_eq!(err, vec![a.join("u2net.onnx"), b.join("u2net.onnx")]);
+        let files = vec![a.join("u2netp.onnx"), b.join("u2netp.onnx")];
+        assert_eq!(find_model("u2netp", &files).unwrap(), b.join("u2netp.onnx"));
+        let missing = vec![a.join("u2net.onnx"), b.join("u2net.onnx")];
+        let err = find_model("u2net", &missing).unwrap_err();
+        assert_eq!(err, missing);
         let p = b.join("u2netp.onnx").display().to_string();
         assert!(find_model(&p, &[]).is_ok());
         assert!(is_model_path("models/x.onnx") && is_model_path("x.ONNX"));
