@@ -4,6 +4,7 @@
 pub mod align;
 pub mod demo;
 pub mod detect;
+pub mod init;
 pub mod make_input;
 pub mod preprocess;
 pub mod remove_bg;
@@ -180,6 +181,9 @@ fn report(summary: &Summary, json: bool) {
 fn dispatch(cli: Cli) -> anyhow::Result<Summary> {
     match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Init(args) => init::run(&args, &cli.config),
+        Command::Completions(args) => init::completions(&args),
+        Command::Manpage(args) => init::manpage(&args),
         Command::MakeInput(args) => {
             let cfg = load_config(&cli.config)?;
             make_input::run(&cfg, args.input.as_deref())
@@ -216,8 +220,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<Summary> {
     }
 }
 
-/// Loads the configuration folder, with the folder named in the error.
+/// Loads the configuration folder, with the folder named in the error. A missing folder or file
+/// is a usage error that says how to create one (`pixal init`), naming the cause once.
 pub fn load_config(dir: &Path) -> anyhow::Result<Config> {
+    for file in ["parameters.yaml", "paths.yaml"] {
+        let path = dir.join(file);
+        if !path.is_file() {
+            let what = if dir.is_dir() {
+                format!("{} not found", path.display())
+            } else {
+                format!("configuration folder {} not found", dir.display())
+            };
+            return Err(UsageError(format!(
+                "{what} (in {}). Create one with `pixal init path/to/photos` (writes {}/parameters.yaml and paths.yaml), or point at one with --config DIR",
+                std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|_| ".".into()),
+                dir.display()
+            ))
+            .into());
+        }
+    }
     Config::load(dir).with_context(|| format!("loading the configuration from {}", dir.display()))
 }
 
