@@ -62,10 +62,12 @@ Outputs: <--config DIR>/parameters.yaml and paths.yaml (default ./configs/)."
     )]
     Init(InitArgs),
     /// Run all preprocessing steps on input images (remove_bg -> align -> make_input).
-    #[command(after_long_help = "Example:\n  pixal preprocess -i path/to/component   # one sub-folder of photos per type\n\n\
+    #[command(
+        after_long_help = "Example:\n  pixal preprocess -i path/to/component   # one sub-folder of photos per type\n\n\
 Outputs: out/<component>/<type>/ (paths.yaml): preprocessed_images/background_removed/, \
 preprocessed_images/aligned_images/ (when apply_alignment), out.npz, metadata/, logs/, \
-figures/aligned_metrics/.")]
+figures/aligned_metrics/."
+    )]
     Preprocess(InputArgs),
     /// Remove the background from images.
     #[command(
@@ -94,40 +96,52 @@ preprocessed_images/crop_preview.png, logs/preprocessing.log."
     )]
     MakeInput(InputArgs),
     /// Train the model(s) of each type from make_input's out.npz.
-    #[command(after_long_help = "Example:\n  pixal train                    # every out/<component>/<type>/out.npz\n  \
+    #[command(
+        after_long_help = "Example:\n  pixal train                    # every out/<component>/<type>/out.npz\n  \
 pixal train -i out/R0_Flex_F1  # a folder holding <type>/out.npz (or one out.npz)\n\n\
 Outputs: out/<component>/<type>/model/ (weights, model_config.json, loss_history.json, \
-loss_plot.png, validation_error_maps.npy), metadata/, logs/.")]
+loss_plot.png, validation_error_maps.npy), metadata/, logs/."
+    )]
     Train(TrainArgs),
     /// Run validation (preprocess + detect) on new images.
-    #[command(after_long_help = "Example:\n  pixal validate -i new_photos/                  # one sub-folder of photos per type\n  \
+    #[command(
+        after_long_help = "Example:\n  pixal validate -i new_photos/                  # one sub-folder of photos per type\n  \
 pixal validate -i photo.jpg -t F1_Front        # one photo\n  \
 pixal validate -i new_photos/ --truth masks/   # with ground truth: metrics, wrong verdicts marked\n\n\
 Outputs: validate/<component>/index.html (open this), and per type validate/<component>/<type>/: \
-report.html, scores.csv, summary.json, anomaly_maps/, figures/.")]
+report.html, scores.csv, summary.json, anomaly_maps/, figures/."
+    )]
     Validate(ValidateArgs),
     /// Run anomaly detection on preprocessed images.
-    #[command(after_long_help = "Example:\n  pixal detect                             # validate/<component>/<type>/out.npz\n  \
+    #[command(
+        after_long_help = "Example:\n  pixal detect                             # validate/<component>/<type>/out.npz\n  \
 pixal detect -i validate/R0_Flex_F1 --truth masks/\n\n\
 Outputs: validate/<component>/index.html and per type report.html, scores.csv, summary.json, \
-anomaly_maps/, figures/.")]
+anomaly_maps/, figures/."
+    )]
     Detect(DetectArgs),
     /// Generate a small synthetic component and run the pipeline on it.
-    #[command(after_long_help = "Example:\n  pixal demo                     # in ./pixal-demo\n  \
+    #[command(
+        after_long_help = "Example:\n  pixal demo                     # in ./pixal-demo\n  \
 pixal demo -o /tmp/demo --images 30\n\n\
 Outputs: <DIR>/data/ (photos: train/, validate/, ground_truth/), <DIR>/configs/, <DIR>/out/, \
-<DIR>/validate/ (open validate/demo_flex_validate/index.html).")]
+<DIR>/validate/ (open validate/demo_flex_validate/index.html)."
+    )]
     Demo(DemoArgs),
     /// Print a shell completion script.
-    #[command(after_long_help = "Example:\n  pixal completions bash > ~/.local/share/bash-completion/completions/pixal\n  \
+    #[command(
+        after_long_help = "Example:\n  pixal completions bash > ~/.local/share/bash-completion/completions/pixal\n  \
 pixal completions zsh > ~/.zfunc/_pixal\n  \
 pixal completions fish > ~/.config/fish/completions/pixal.fish\n\n\
-Outputs: the script, on stdout.")]
+Outputs: the script, on stdout."
+    )]
     Completions(CompletionsArgs),
     /// Write the man pages (generated from this command line's definitions).
-    #[command(after_long_help = "Example:\n  pixal manpage | man -l -         # read it now\n  \
+    #[command(
+        after_long_help = "Example:\n  pixal manpage | man -l -         # read it now\n  \
 pixal manpage -o ~/.local/share/man/man1\n\n\
-Outputs: pixal(1) on stdout; with -o DIR: DIR/pixal.1 and DIR/pixal-<subcommand>.1.")]
+Outputs: pixal(1) on stdout; with -o DIR: DIR/pixal.1 and DIR/pixal-<subcommand>.1."
+    )]
     Manpage(ManpageArgs),
 }
 

@@ -40,12 +40,17 @@ fn init_writes_configs_named_after_the_photo_folder_that_pixal_then_uses() {
     for ty in ["front", "back"] {
         std::fs::create_dir_all(photos.join(ty)).unwrap();
         for i in 0..3 {
-            part(i).save(photos.join(ty).join(format!("p{i}.png"))).unwrap();
+            part(i)
+                .save(photos.join(ty).join(format!("p{i}.png")))
+                .unwrap();
         }
     }
     let (code, _, err) = pixal(dir.path(), &["init", "R0_Flex_F1"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("2 part type(s): back (3 photos), front (3 photos)"), "{err}");
+    assert!(
+        err.contains("2 part type(s): back (3 photos), front (3 photos)"),
+        "{err}"
+    );
     let params = std::fs::read_to_string(dir.path().join("configs/parameters.yaml")).unwrap();
     let paths = std::fs::read_to_string(dir.path().join("configs/paths.yaml")).unwrap();
     assert!(params.starts_with("# Written by `pixal init` for the component \"R0_Flex_F1\""));
@@ -62,15 +67,29 @@ fn init_writes_configs_named_after_the_photo_folder_that_pixal_then_uses() {
     assert_eq!(code, 0, "{err}");
     assert!(dir.path().join("out/R0_Flex_F1/front/out.npz").is_file());
     // A second init keeps the user's files unless --force.
-    std::fs::write(dir.path().join("configs/paths.yaml"), paths.replace("R0_Flex_F1", "mine")).unwrap();
+    std::fs::write(
+        dir.path().join("configs/paths.yaml"),
+        paths.replace("R0_Flex_F1", "mine"),
+    )
+    .unwrap();
     let (code, _, err) = pixal(dir.path(), &["init", "R0_Flex_F1"]);
     assert_eq!(code, 2);
-    assert!(err.contains("already exists") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
     let kept = std::fs::read_to_string(dir.path().join("configs/paths.yaml")).unwrap();
     assert!(kept.contains("\"mine\""));
-    let (code, _, err) = pixal(dir.path(), &["--config", "lab", "init", "R0_Flex_F1/", "--force"]);
+    let (code, _, err) = pixal(
+        dir.path(),
+        &["--config", "lab", "init", "R0_Flex_F1/", "--force"],
+    );
     assert_eq!(code, 0, "{err}");
-    assert!(std::fs::read_to_string(dir.path().join("lab/paths.yaml")).unwrap().contains("\"R0_Flex_F1\""));
+    assert!(
+        std::fs::read_to_string(dir.path().join("lab/paths.yaml"))
+            .unwrap()
+            .contains("\"R0_Flex_F1\"")
+    );
     // A folder that does not exist is a usage error.
     let (code, _, err) = pixal(dir.path(), &["init", "nope"]);
     assert_eq!(code, 2);
@@ -83,11 +102,18 @@ fn a_missing_configuration_says_how_to_create_one_once() {
     let (code, _, err) = pixal(dir.path(), &["make_input", "-i", "x"]);
     assert_eq!(code, 2);
     assert!(err.contains("pixal init"), "{err}");
-    assert_eq!(err.matches("not found").count(), 1, "cause printed once: {err}");
+    assert_eq!(
+        err.matches("not found").count(),
+        1,
+        "cause printed once: {err}"
+    );
     std::fs::create_dir(dir.path().join("configs")).unwrap();
     let (code, _, err) = pixal(dir.path(), &["train"]);
     assert_eq!(code, 2);
-    assert!(err.contains("parameters.yaml not found") && err.contains("pixal init"), "{err}");
+    assert!(
+        err.contains("parameters.yaml not found") && err.contains("pixal init"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -139,11 +165,20 @@ fn every_subcommand_has_an_example_and_says_where_outputs_go() {
         let name = sub.get_name().to_string();
         let (code, out, _) = pixal(dir.path(), &[&name, "--help"]);
         assert_eq!(code, 0, "{name}");
-        assert!(out.contains("Example:\n  pixal"), "{name} --help has no example:\n{out}");
-        assert!(out.contains("Outputs: "), "{name} --help does not say where outputs go");
+        assert!(
+            out.contains("Example:\n  pixal"),
+            "{name} --help has no example:\n{out}"
+        );
+        assert!(
+            out.contains("Outputs: "),
+            "{name} --help does not say where outputs go"
+        );
     }
     let (_, out, _) = pixal(dir.path(), &["train", "--help"]);
-    assert!(out.contains("<type>/out.npz") && out.contains("not a folder of images"), "{out}");
+    assert!(
+        out.contains("<type>/out.npz") && out.contains("not a folder of images"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -154,7 +189,9 @@ fn each_short_flag_means_one_thing_everywhere() {
         for a in c.get_arguments() {
             if let Some(short) = a.get_short() {
                 let long = a.get_long().unwrap_or_default().to_string();
-                let seen = meaning.entry(short).or_insert((long.clone(), owner.to_string()));
+                let seen = meaning
+                    .entry(short)
+                    .or_insert((long.clone(), owner.to_string()));
                 assert_eq!(
                     seen.0, long,
                     "-{short} is --{} in {} but --{long} in {owner}",

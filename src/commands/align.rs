@@ -655,7 +655,11 @@ fn align_one(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let reference_name = job.references.name(reference).unwrap_or_default().to_string();
+    let reference_name = job
+        .references
+        .name(reference)
+        .unwrap_or_default()
+        .to_string();
     if diag.matches {
         let j = job
             .reference_index
@@ -667,7 +671,14 @@ fn align_one(
             .join("matches")
             .join(format!("match_{index}_{j}.png"));
         let names = (source_name.as_str(), reference_name.as_str());
-        match draw_match_figure(&p, &photo, &diag.reference_match, job.reference_image.dimensions(), &aligned, names) {
+        match draw_match_figure(
+            &p,
+            &photo,
+            &diag.reference_match,
+            job.reference_image.dimensions(),
+            &aligned,
+            names,
+        ) {
             Ok(()) => figures.push(p),
             Err(e) => warnings.push(format!("{}: {e}", p.display())),
         }
@@ -781,8 +792,7 @@ fn write_metrics(
     let p = dir.join("mse.png");
     plot::line_chart(
         &p,
-        &Axes::new(&format!("Gray MSE — {}", job.label), "image", "MSE")
-            .x_names(names.clone()),
+        &Axes::new(&format!("Gray MSE — {}", job.label), "image", "MSE").x_names(names.clone()),
         &[
             line("MSE", sorted.iter().map(|o| o.aligned.mse).collect()),
             flat_line(
@@ -924,9 +934,16 @@ fn draw_match_figure(
                     .map_err(|e| e.to_string())?;
             }
         }
-        root.draw(&Text::new(title.clone(), (10, 8), ("sans-serif", 20).into_font()))
-            .map_err(|e| e.to_string())?;
-        for (text, x) in [(format!("image: {name}"), 6), (format!("reference: {ref_name}"), bx + 6)] {
+        root.draw(&Text::new(
+            title.clone(),
+            (10, 8),
+            ("sans-serif", 20).into_font(),
+        ))
+        .map_err(|e| e.to_string())?;
+        for (text, x) in [
+            (format!("image: {name}"), 6),
+            (format!("reference: {ref_name}"), bx + 6),
+        ] {
             root.draw(&Text::new(text, (x, 40), ("sans-serif", 17).into_font()))
                 .map_err(|e| e.to_string())?;
         }
@@ -941,7 +958,10 @@ pub fn difference_image(reference: &RgbImage, aligned: &RgbImage) -> RgbImage {
     RgbImage::from_fn(reference.width(), reference.height(), |x, y| {
         let p = reference.get_pixel(x, y).0;
         let q = aligned
-            .get_pixel(x.min(aligned.width().saturating_sub(1)), y.min(aligned.height().saturating_sub(1)))
+            .get_pixel(
+                x.min(aligned.width().saturating_sub(1)),
+                y.min(aligned.height().saturating_sub(1)),
+            )
             .0;
         let d = (0..3).map(|c| p[c].abs_diff(q[c])).max().unwrap_or(0);
         image::Rgb(colormap::inferno((f32::from(d) * 4.0 / 255.0).min(1.0)))
@@ -960,9 +980,7 @@ fn draw_overlay(
     let a = fit_rgb(&aligned.image, OVERLAY_PANEL.0, OVERLAY_PANEL.1);
     let blend = RgbImage::from_fn(r.width(), r.height(), |x, y| {
         let p = r.get_pixel(x, y).0;
-        let q = a
-            .get_pixel(x.min(a.width() - 1), y.min(a.height() - 1))
-            .0;
+        let q = a.get_pixel(x.min(a.width() - 1), y.min(a.height() - 1)).0;
         image::Rgb(std::array::from_fn(|c| {
             (u16::from(p[c]) + u16::from(q[c])).div_ceil(2) as u8
         }))
@@ -986,13 +1004,21 @@ fn draw_overlay(
         (&diff, "difference |reference - aligned| x4".to_string()),
     ];
     plot::render(path, size, |root| {
-        root.draw(&Text::new(title.clone(), (6, 8), ("sans-serif", 21).into_font()))
-            .map_err(|e| e.to_string())?;
+        root.draw(&Text::new(
+            title.clone(),
+            (6, 8),
+            ("sans-serif", 21).into_font(),
+        ))
+        .map_err(|e| e.to_string())?;
         for (k, (img, caption)) in panels.iter().enumerate() {
             let x = (k as i32 % 2) * (pw + gap);
             let y = head + (k as i32 / 2) * (cap + ph + gap);
-            root.draw(&Text::new(caption.clone(), (x + 4, y + 4), ("sans-serif", 17).into_font()))
-                .map_err(|e| e.to_string())?;
+            root.draw(&Text::new(
+                caption.clone(),
+                (x + 4, y + 4),
+                ("sans-serif", 17).into_font(),
+            ))
+            .map_err(|e| e.to_string())?;
             blit(root, img, (x, y + cap))?;
         }
         Ok(())

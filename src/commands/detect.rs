@@ -81,7 +81,10 @@ pub fn write_index(root: &Path, truth: Option<&Path>, summary: &mut Summary) {
                 errors: summary.failed.iter().map(|f| f.error.clone()).collect(),
             };
             let path = root.join("index.html");
-            match crate::io::atomic::write_bytes(&path, index_page(&component, &run, &entries).as_bytes()) {
+            match crate::io::atomic::write_bytes(
+                &path,
+                index_page(&component, &run, &entries).as_bytes(),
+            ) {
                 Ok(()) => {
                     summary.output(&path);
                     log::info!("report: {}", path.display());
@@ -99,7 +102,11 @@ pub fn write_index(root: &Path, truth: Option<&Path>, summary: &mut Summary) {
 fn index_entries(root: &Path) -> anyhow::Result<Vec<IndexEntry>> {
     let mut dirs = vec![root.to_path_buf()];
     if let Ok(rd) = std::fs::read_dir(root) {
-        let mut sub: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        let mut sub: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
         sub.sort();
         dirs.extend(sub);
     }
@@ -112,7 +119,10 @@ fn index_entries(root: &Path) -> anyhow::Result<Vec<IndexEntry>> {
         let v: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{}: not valid JSON", file.display()))?;
         let images = v["images"].as_array().cloned().unwrap_or_default();
-        let anomalous = images.iter().filter(|i| i["verdict"] == "anomalous").count();
+        let anomalous = images
+            .iter()
+            .filter(|i| i["verdict"] == "anomalous")
+            .count();
         let with_truth = images.iter().any(|i| i["truth"].is_boolean());
         let wrong = with_truth.then(|| {
             images
@@ -124,7 +134,8 @@ fn index_entries(root: &Path) -> anyhow::Result<Vec<IndexEntry>> {
                 })
                 .count()
         });
-        let num = |x: &serde_json::Value| x.as_f64().map_or("n/a".to_string(), |f| format!("{f:.4}"));
+        let num =
+            |x: &serde_json::Value| x.as_f64().map_or("n/a".to_string(), |f| format!("{f:.4}"));
         let t = &v["thresholds"];
         let m = &v["metrics"];
         let metrics = if m.is_object() {
@@ -606,7 +617,10 @@ fn detect_logged(
     )?);
     if pl.plot_mse_per_pixel || pl.plot_distributions {
         let p = figures_dir.join("score_histograms.png");
-        plot::score_histograms(&p, &score_figure(label, &images, &gts, &decision, &thresholds))?;
+        plot::score_histograms(
+            &p,
+            &score_figure(label, &images, &gts, &decision, &thresholds),
+        )?;
         summary.output(&p);
         figures.insert(0, p);
     }
@@ -630,7 +644,14 @@ fn detect_logged(
         metrics,
         version: crate::VERSION.into(),
     };
-    write_outputs(cfg, job, &ts, &figures, summary, (warnings_from, failures_from, truth))?;
+    write_outputs(
+        cfg,
+        job,
+        &ts,
+        &figures,
+        summary,
+        (warnings_from, failures_from, truth),
+    )?;
     Ok(ts)
 }
 
@@ -1153,7 +1174,11 @@ fn write_outputs(
     let mut photo_dirs: Vec<String> = ts
         .images
         .iter()
-        .filter_map(|im| Path::new(&im.photo).parent().map(|p| p.display().to_string()))
+        .filter_map(|im| {
+            Path::new(&im.photo)
+                .parent()
+                .map(|p| p.display().to_string())
+        })
         .collect();
     photo_dirs.sort();
     photo_dirs.dedup();
@@ -1170,7 +1195,11 @@ fn write_outputs(
             ),
             ("configuration".into(), cfg.dir.display().to_string()),
         ],
-        warnings: summary.warnings.get(warnings_from..).unwrap_or_default().to_vec(),
+        warnings: summary
+            .warnings
+            .get(warnings_from..)
+            .unwrap_or_default()
+            .to_vec(),
         errors: summary
             .failed
             .get(failures_from..)

@@ -77,7 +77,9 @@ fn parameters_header(component: &str) -> String {
     for (key, why) in USUALLY_CHANGED {
         s.push_str(&format!("#   {key}: {why}\n"));
     }
-    s.push_str("# Every key is explained beside it below; an unknown key is an error naming its line.\n\n");
+    s.push_str(
+        "# Every key is explained beside it below; an unknown key is an error naming its line.\n\n",
+    );
     s
 }
 
@@ -264,7 +266,10 @@ mod tests {
         let (params, paths) = config_texts("my \"flex\" F1").unwrap();
         assert!(params.starts_with("# Written by `pixal init`"));
         assert!(params.contains("#   model_training.model_type:"));
-        assert_eq!(paths.matches("component: \"my \\\"flex\\\" F1\"").count(), 2);
+        assert_eq!(
+            paths.matches("component: \"my \\\"flex\\\" F1\"").count(),
+            2
+        );
         for shipped in SHIPPED_COMPONENTS {
             assert!(!paths.contains(shipped));
         }
@@ -274,14 +279,29 @@ mod tests {
     fn one_man_page_per_subcommand() {
         let pages = man_pages().unwrap();
         let main = String::from_utf8(pages[0].1.clone()).unwrap();
-        assert!(main.starts_with(".ie"), "roff: {}", &main[..40.min(main.len())]);
+        assert!(
+            main.starts_with(".ie"),
+            "roff: {}",
+            &main[..40.min(main.len())]
+        );
         assert!(main.contains(".TH pixal 1"));
         for sub in ["preprocess", "validate", "init", "completions"] {
             assert!(main.contains(sub), "pixal.1 does not mention {sub}");
         }
         let names: Vec<&str> = pages.iter().map(|p| p.0.as_str()).collect();
         assert!(names.contains(&"pixal-validate.1") && names.contains(&"pixal-init.1"));
-        let validate = String::from_utf8(pages.iter().find(|p| p.0 == "pixal-validate.1").unwrap().1.clone()).unwrap();
-        assert!(validate.contains("truth"), "the validate page lists --truth");
+        let validate = String::from_utf8(
+            pages
+                .iter()
+                .find(|p| p.0 == "pixal-validate.1")
+                .unwrap()
+                .1
+                .clone(),
+        )
+        .unwrap();
+        assert!(
+            validate.contains("truth"),
+            "the validate page lists --truth"
+        );
     }
 }

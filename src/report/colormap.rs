@@ -76,7 +76,9 @@ mod tests {
         assert_eq!(inferno(0.5), [188, 55, 84]);
         assert_eq!(inferno(1.0), [252, 255, 164]);
         // Lightness (Rec. 601 luma) rises monotonically: equal score steps look like equal steps.
-        let luma = |c: [u8; 3]| 0.299 * f32::from(c[0]) + 0.587 * f32::from(c[1]) + 0.114 * f32::from(c[2]);
+        let luma = |c: [u8; 3]| {
+            0.299 * f32::from(c[0]) + 0.587 * f32::from(c[1]) + 0.114 * f32::from(c[2])
+        };
         for k in 0..100 {
             assert!(luma(inferno(k as f32 / 100.0)) < luma(inferno((k + 1) as f32 / 100.0)));
         }

@@ -99,14 +99,22 @@ fn run_section(h: &mut String, run: &RunInfo) {
         h.push_str("<p>No warnings or errors.</p>\n");
     }
     if !run.errors.is_empty() {
-        let _ = writeln!(h, "<h3 class=\"err\">{} error(s)</h3>\n<ul>", run.errors.len());
+        let _ = writeln!(
+            h,
+            "<h3 class=\"err\">{} error(s)</h3>\n<ul>",
+            run.errors.len()
+        );
         for e in &run.errors {
             let _ = writeln!(h, "<li class=\"err\">{}</li>", esc(e));
         }
         h.push_str("</ul>\n");
     }
     if !run.warnings.is_empty() {
-        let _ = writeln!(h, "<h3 class=\"warn\">{} warning(s)</h3>\n<ul>", run.warnings.len());
+        let _ = writeln!(
+            h,
+            "<h3 class=\"warn\">{} warning(s)</h3>\n<ul>",
+            run.warnings.len()
+        );
         for w in &run.warnings {
             let _ = writeln!(h, "<li class=\"warn\">{}</li>", esc(w));
         }
@@ -153,8 +161,14 @@ pub fn page(
     h.push_str("</p>\n");
     let with_truth = rows.iter().any(|r| r.truth.is_some());
     if with_truth {
-        let flagged = rows.iter().filter(|r| r.wrong() && r.truth == Some(false)).count();
-        let missed = rows.iter().filter(|r| r.wrong() && r.truth == Some(true)).count();
+        let flagged = rows
+            .iter()
+            .filter(|r| r.wrong() && r.truth == Some(false))
+            .count();
+        let missed = rows
+            .iter()
+            .filter(|r| r.wrong() && r.truth == Some(true))
+            .count();
         let _ = writeln!(
             h,
             "<p class=\"answer {}\">Against ground truth: <b>{}</b> wrong verdict(s): {flagged} good part(s) flagged, {missed} defect(s) missed.</p>",
@@ -297,7 +311,11 @@ pub fn index_page(component: &str, run: &RunInfo, entries: &[IndexEntry]) -> Str
     }
     h.push_str("<h2>Types</h2>\n<table>\n<tr><th>type</th><th>images</th><th>anomalous</th><th>wrong verdicts</th><th>thresholds</th><th>metrics</th><th>model</th><th>run</th></tr>\n");
     for e in entries {
-        let wrong_class = if e.wrong.is_some_and(|w| w > 0) { " class=\"wrong\"" } else { "" };
+        let wrong_class = if e.wrong.is_some_and(|w| w > 0) {
+            " class=\"wrong\""
+        } else {
+            ""
+        };
         let _ = writeln!(
             h,
             "<tr{wrong_class}><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"{}\">{}</td><td class=\"flag\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -306,7 +324,8 @@ pub fn index_page(component: &str, run: &RunInfo, entries: &[IndexEntry]) -> Str
             e.images,
             if e.anomalous > 0 { "bad" } else { "good" },
             e.anomalous,
-            e.wrong.map_or("no ground truth".to_string(), |w| w.to_string()),
+            e.wrong
+                .map_or("no ground truth".to_string(), |w| w.to_string()),
             esc(&e.thresholds),
             esc(&e.metrics),
             esc(&e.model),
@@ -371,7 +390,9 @@ mod tests {
             row("fine", "good", false),
         ];
         let run = RunInfo {
-            date: utc_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)),
+            date: utc_timestamp(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+            ),
             version: "0.1.0".into(),
             inputs: vec![("photos".into(), "/data/new".into())],
             warnings: vec!["w <1>".into()],
@@ -379,12 +400,19 @@ mod tests {
         };
         assert_eq!(run.date, "2023-11-14 22:13:20 UTC");
         let p = page("front", &run, &[], &rows, &[], "");
-        assert_eq!(p.matches("<tr class=\"wrong\">").count() + p.matches("class=\"worst wrong\"").count(), 2);
+        assert_eq!(
+            p.matches("<tr class=\"wrong\">").count() + p.matches("class=\"worst wrong\"").count(),
+            2
+        );
         assert!(p.contains("WRONG: good part flagged") && p.contains("WRONG: defect missed"));
-        assert!(p.contains("<b>2</b> wrong verdict(s): 1 good part(s) flagged, 1 defect(s) missed"));
+        assert!(
+            p.contains("<b>2</b> wrong verdict(s): 1 good part(s) flagged, 1 defect(s) missed")
+        );
         assert!(p.contains("2023-11-14 22:13:20 UTC") && p.contains("/data/new"));
         assert!(p.contains("w &lt;1&gt;"));
-        assert!(p.contains("<a href=\"figures/000_missed_overlay.png\" target=\"_blank\"><img class=\"thumb\""));
+        assert!(p.contains(
+            "<a href=\"figures/000_missed_overlay.png\" target=\"_blank\"><img class=\"thumb\""
+        ));
         let idx = index_page(
             "flex",
             &run,

@@ -133,7 +133,11 @@ pub fn compose(
 fn outline(img: &mut RgbImage, mask: &[bool], colour: [u8; 3]) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let inside = |x: isize, y: isize| {
-        x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h && mask[y as usize * w + x as usize]
+        x >= 0
+            && y >= 0
+            && (x as usize) < w
+            && (y as usize) < h
+            && mask[y as usize * w + x as usize]
     };
     let edge_at = |x: isize, y: isize| {
         inside(x, y)
@@ -223,14 +227,7 @@ pub fn save_overlay(path: &Path, f: &OverlayFigure<'_>) -> Result<(), PlotError>
     let (lw, lh) = fit_size(f.photo.dimensions(), 1000, 640);
     let left = compose(f.photo, f.map, f.truth, f.scale, f.threshold, (lw, lh));
     let (rw, rh) = fit_size(f.pooled.dimensions(), 560, lh.max(240));
-    let right = compose(
-        f.pooled,
-        f.pooled_map,
-        None,
-        f.scale,
-        f.threshold,
-        (rw, rh),
-    );
+    let right = compose(f.pooled, f.pooled_map, None, f.scale, f.threshold, (rw, rh));
     let y0 = 96i32;
     let panel_h = lh.max(rh);
     let size = (lw + rw + 250, panel_h + y0 as u32 + 64);
@@ -277,7 +274,12 @@ pub fn save_overlay(path: &Path, f: &OverlayFigure<'_>) -> Result<(), PlotError>
         kx += 290;
         if f.truth.is_some() {
             swatch(kx, TRUTH)?;
-            text("true defect (ground truth)".into(), (kx + 32, ky), 16, BLACK)?;
+            text(
+                "true defect (ground truth)".into(),
+                (kx + 32, ky),
+                16,
+                BLACK,
+            )?;
             kx += 290;
         }
         text(
@@ -306,7 +308,8 @@ pub fn save_overlay(path: &Path, f: &OverlayFigure<'_>) -> Result<(), PlotError>
             BLACK.stroke_width(1),
         ))
         .map_err(|e| e.to_string())?;
-        let y_of = |v: f32| y0 + ((1.0 - v / f.scale.max(f32::MIN_POSITIVE)) * (bh - 1) as f32) as i32;
+        let y_of =
+            |v: f32| y0 + ((1.0 - v / f.scale.max(f32::MIN_POSITIVE)) * (bh - 1) as f32) as i32;
         for k in 0..=4 {
             let v = k as f32 / 4.0 * f.scale;
             text(format_tick(f64::from(v)), (bx + 30, y_of(v) - 8), 14, BLACK)?;
@@ -314,10 +317,16 @@ pub fn save_overlay(path: &Path, f: &OverlayFigure<'_>) -> Result<(), PlotError>
         if f.threshold > 0.0 && f.threshold <= f.scale {
             let ty = y_of(f.threshold);
             let c = RGBColor(DETECTED[0], DETECTED[1], DETECTED[2]);
-            root.draw(&Rectangle::new([(bx - 6, ty - 2), (bx + 30, ty + 2)], c.filled()))
-                .map_err(|e| e.to_string())?;
-            root.draw(&Rectangle::new([(bx - 6, ty - 2), (bx + 30, ty + 2)], BLACK.stroke_width(1)))
-                .map_err(|e| e.to_string())?;
+            root.draw(&Rectangle::new(
+                [(bx - 6, ty - 2), (bx + 30, ty + 2)],
+                c.filled(),
+            ))
+            .map_err(|e| e.to_string())?;
+            root.draw(&Rectangle::new(
+                [(bx - 6, ty - 2), (bx + 30, ty + 2)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
             text("threshold".into(), (bx + 30, ty + 8), 14, BLACK)?;
         }
         text("score".into(), (bx - 4, y0 - 26), 16, BLACK)?;
@@ -385,7 +394,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let keep = std::env::var_os("PIXAL_PLOT_DIR").map(std::path::PathBuf::from);
         let dir = keep.as_deref().unwrap_or(tmp.path());
-        let photo = RgbImage::from_fn(320, 200, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 120]));
+        let photo = RgbImage::from_fn(320, 200, |x, y| {
+            Rgb([(x % 256) as u8, (y % 256) as u8, 120])
+        });
         let map = Array2::from_shape_fn((200, 320), |(y, x)| {
             let d = ((x as f32 - 200.0).powi(2) + (y as f32 - 100.0).powi(2)).sqrt();
             (8.0 - d / 10.0).max(0.0)
@@ -421,6 +432,9 @@ mod tests {
         assert!(img.pixels().any(|p| p.0 == TRUTH));
         assert!(img.pixels().any(|p| p.0 == DETECTED));
         // The red "WRONG" banner is drawn.
-        assert!(img.pixels().any(|p| p.0[0] > 150 && p.0[1] < 40 && p.0[2] < 40));
+        assert!(
+            img.pixels()
+                .any(|p| p.0[0] > 150 && p.0[1] < 40 && p.0[2] < 40)
+        );
     }
 }

@@ -201,7 +201,12 @@ pub fn save_figure_png(img: &image::RgbImage, path: &Path) -> Result<(), PlotErr
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     crate::io::atomic::write_with(path, |w| {
         PngEncoder::new_with_quality(w, CompressionType::Fast, FilterType::Sub)
-            .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+            .write_image(
+                img.as_raw(),
+                img.width(),
+                img.height(),
+                image::ExtendedColorType::Rgb8,
+            )
             .map_err(|e| e.to_string())
     })?;
     Ok(())
@@ -289,7 +294,12 @@ fn x_area(axes: &Axes, small: bool) -> u32 {
     if axes.x_names.is_empty() {
         if small { 36 } else { 48 }
     } else {
-        let longest = axes.x_names.iter().map(|n| n.chars().count().min(24)).max().unwrap_or(4);
+        let longest = axes
+            .x_names
+            .iter()
+            .map(|n| n.chars().count().min(24))
+            .max()
+            .unwrap_or(4);
         (longest as u32 * 8 + 40).min(240)
     }
 }
@@ -325,7 +335,10 @@ pub fn line_chart_marked(
     let size = if axes.x_names.is_empty() {
         SIZE
     } else {
-        (SIZE.0.max(axes.x_names.len() as u32 * 22 + LEGEND_W + 120), SIZE.1 + x_area(axes, false) - 48)
+        (
+            SIZE.0.max(axes.x_names.len() as u32 * 22 + LEGEND_W + 120),
+            SIZE.1 + x_area(axes, false) - 48,
+        )
     };
     render(path, size, |root| {
         let (plot_area, legend_area) = root.split_horizontally(size.0 - LEGEND_W);
@@ -428,8 +441,16 @@ pub fn bar_chart(
     let n = labels.len().min(values.len());
     let (_, y1) = range(values.iter().copied().chain([0.0]), false);
     let rotate = n > 8;
-    let longest = labels.iter().map(|l| l.chars().count().min(24)).max().unwrap_or(1) as u32;
-    let x_area = if rotate { (longest * 8 + 40).min(240) } else { 60 };
+    let longest = labels
+        .iter()
+        .map(|l| l.chars().count().min(24))
+        .max()
+        .unwrap_or(1) as u32;
+    let x_area = if rotate {
+        (longest * 8 + 40).min(240)
+    } else {
+        60
+    };
     let size = (SIZE.0.max(n as u32 * 22 + 120), SIZE.1 + x_area - 60);
     render(path, size, |root| {
         let mut chart = ChartBuilder::on(root)
@@ -441,10 +462,18 @@ pub fn bar_chart(
             .map_err(|e| e.to_string())?;
         let shown: Vec<String> = labels
             .iter()
-            .map(|l| if rotate { format!("  {}", shorten(l, 24)) } else { shorten(l, 24) })
+            .map(|l| {
+                if rotate {
+                    format!("  {}", shorten(l, 24))
+                } else {
+                    shorten(l, 24)
+                }
+            })
             .collect();
         let style = if rotate {
-            ("sans-serif", 14).into_font().transform(FontTransform::Rotate90)
+            ("sans-serif", 14)
+                .into_font()
+                .transform(FontTransform::Rotate90)
         } else {
             ("sans-serif", 15).into_font()
         };
@@ -679,7 +708,12 @@ fn draw_histograms(
             0.0
         );
     }
-    draw_legend(&legend_area, &legend, if small { 40 } else { 60 }, if small { 13 } else { 16 })?;
+    draw_legend(
+        &legend_area,
+        &legend,
+        if small { 40 } else { 60 },
+        if small { 13 } else { 16 },
+    )?;
     no_data_note(area, empty)
 }
 
@@ -717,7 +751,16 @@ pub fn score_histograms(path: &Path, f: &ScoreHistograms) -> Result<(), PlotErro
         let (left, right) = body.split_horizontally(750);
         let n_images: usize = f.image.iter().map(|(_, v)| v.len()).sum();
         let panels = [
-            (&left, "Pixels", &f.pixel_label, "pixels", &f.pixel, f.pixel_threshold, "pixel", 80),
+            (
+                &left,
+                "Pixels",
+                &f.pixel_label,
+                "pixels",
+                &f.pixel,
+                f.pixel_threshold,
+                "pixel",
+                80,
+            ),
             (
                 &right,
                 "Images",
@@ -731,7 +774,11 @@ pub fn score_histograms(path: &Path, f: &ScoreHistograms) -> Result<(), PlotErro
         ];
         for (area, title, x_label, y_label, sets, threshold, what, bins) in panels {
             let (sets, threshold, axes) = log_x_if_wide(sets, threshold, title, x_label, y_label);
-            let axes = if what == "pixel" { axes.log_y() } else { axes.integer_y() };
+            let axes = if what == "pixel" {
+                axes.log_y()
+            } else {
+                axes.integer_y()
+            };
             let markers: Vec<Marker> = threshold
                 .map(|(x, t)| Marker {
                     x,
@@ -756,7 +803,11 @@ fn log_x_if_wide(
     x_label: &str,
     y_label: &str,
 ) -> (Vec<(String, Vec<f64>)>, Option<(f64, f64)>, Axes) {
-    let positive = || sets.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite() && *v > 0.0);
+    let positive = || {
+        sets.iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|v| v.is_finite() && *v > 0.0)
+    };
     let lo = positive().fold(f64::INFINITY, f64::min);
     let hi = positive().fold(f64::NEG_INFINITY, f64::max);
     let wide = lo.is_finite() && hi / lo > 20.0 && threshold.is_none_or(|t| t > 0.0);
@@ -770,7 +821,11 @@ fn log_x_if_wide(
     let logged = sets
         .iter()
         .map(|(name, v)| {
-            let shown: Vec<f64> = v.iter().filter(|x| x.is_finite() && **x > 0.0).map(|x| x.log10()).collect();
+            let shown: Vec<f64> = v
+                .iter()
+                .filter(|x| x.is_finite() && **x > 0.0)
+                .map(|x| x.log10())
+                .collect();
             let left_out = v.len() - shown.len();
             let name = if left_out > 0 {
                 format!("{name} ({left_out} ≤ 0 not shown)")
@@ -847,7 +902,11 @@ pub fn loss_curve(path: &Path, f: &LossCurve) -> Result<(), PlotError> {
     }
     let mut markers = Vec::new();
     if f.best_epoch > 0 {
-        let best = f.validation.get(f.best_epoch - 1).copied().unwrap_or(f64::NAN);
+        let best = f
+            .validation
+            .get(f.best_epoch - 1)
+            .copied()
+            .unwrap_or(f64::NAN);
         markers.push(Marker {
             x: f.best_epoch as f64,
             label: format!("best epoch {} (val {})", f.best_epoch, format_tick(best)),
@@ -1154,7 +1213,10 @@ mod tests {
 
     #[test]
     fn wide_scores_are_binned_on_log10_with_the_threshold() {
-        let sets = vec![("good".to_string(), vec![0.0, 1.0, 2.0]), ("bad".to_string(), vec![100.0, 400.0])];
+        let sets = vec![
+            ("good".to_string(), vec![0.0, 1.0, 2.0]),
+            ("bad".to_string(), vec![100.0, 400.0]),
+        ];
         let (logged, thr, axes) = log_x_if_wide(&sets, Some(10.0), "t", "score", "n");
         assert!(axes.log10_x_values);
         assert_eq!(thr, Some((1.0, 10.0)));
@@ -1246,7 +1308,47 @@ mod tests {
         )
         .unwrap();
         confusion_matrix(&dir.join("m.png"), "confusion", [[8, 1], [2, 5]]).unwrap();
-        for f in ["l", "e", "h", "hl", "b", "s", "c", "o", "p", "m"] {
+        loss_curve(
+            &dir.join("lc.png"),
+            &LossCurve {
+                type_name: "front".into(),
+                model_name: "testModel".into(),
+                train: vec![1.0, 0.5, 0.3, 0.35, 0.4],
+                validation: vec![1.1, 0.6, 0.2, 0.3, 0.5],
+                best_epoch: 3,
+                stopped_early: true,
+            },
+        )
+        .unwrap();
+        score_histograms(
+            &dir.join("sh.png"),
+            &ScoreHistograms {
+                title: "front".into(),
+                pixel_label: "score".into(),
+                pixel: vec![
+                    (
+                        "normal".into(),
+                        (0..500).map(|i| f64::from(i) / 100.0).collect(),
+                    ),
+                    ("defect".into(), vec![40.0, 60.0, 80.0]),
+                ],
+                pixel_threshold: Some(4.5),
+                image_label: "image score".into(),
+                image: vec![
+                    ("good".into(), vec![2.0, 3.0]),
+                    ("defective".into(), vec![50.0]),
+                ],
+                image_threshold: Some(4.0),
+            },
+        )
+        .unwrap();
+        // The marker lines are drawn in their colours: best epoch black, early stop red.
+        let lc = image::open(dir.join("lc.png")).unwrap().to_rgb8();
+        assert!(lc.pixels().any(|p| p.0 == [0, 0, 0]));
+        assert!(lc.pixels().any(|p| p.0 == [214, 39, 40]));
+        for f in [
+            "l", "e", "h", "hl", "b", "s", "c", "o", "p", "m", "lc", "sh",
+        ] {
             let img = image::open(dir.join(format!("{f}.png"))).unwrap().to_rgb8();
             // Something other than white was drawn.
             assert!(
