@@ -446,7 +446,7 @@ fn detect_logged(
     remove_stale_figures(&figures_dir, &maps_dir, truth.is_some());
     // Per image: score map, verdict, photo map, overlay.
     let bar = crate::logging::progress(n as u64, &format!("detect {label}"));
-    let per_image: Vec<anyhow::Result<(ImageResult, Option<GroundTruth>, Vec<f32>)>> = (0..n)
+    let per_image: Vec<anyhow::Result<PerImage>> = (0..n)
         .into_par_iter()
         .map(|i| {
             let e = errors.row(i).to_vec();
@@ -743,6 +743,10 @@ impl MaskIndex {
         Ok(Some(img.pixels().map(|p| p.0[0] > 127).collect()))
     }
 }
+
+/// What the per-image pass hands back: the result, the photo-grid scores with the ground truth
+/// (when given), and the pooled map the verdict was decided on.
+type PerImage = (ImageResult, Option<GroundTruth>, Vec<f32>);
 
 /// One image's photo-grid scores and ground truth.
 pub struct GroundTruth {
