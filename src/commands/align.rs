@@ -783,7 +783,10 @@ fn write_metrics(
         &[
             line("SSIM", sorted.iter().map(|o| o.aligned.ssim).collect()),
             flat_line(
-                format!("MIN_SCORE_THRESHOLD {}", params.min_score),
+                format!(
+                    "MIN_SCORE_THRESHOLD {}",
+                    plot::format_tick(params.min_score)
+                ),
                 params.min_score,
             ),
         ],
@@ -796,7 +799,7 @@ fn write_metrics(
         &[
             line("MSE", sorted.iter().map(|o| o.aligned.mse).collect()),
             flat_line(
-                format!("MAX_MSE_THRESHOLD {}", params.max_mse),
+                format!("MAX_MSE_THRESHOLD {}", plot::format_tick(params.max_mse)),
                 params.max_mse,
             ),
         ],

@@ -114,7 +114,7 @@ impl Axes {
                 .ok()
                 .and_then(|i| self.x_names.get(i))
                 // Leading spaces keep the rotated name clear of the axis line.
-                .map(|n| format!("  {}", shorten(n, 24)))
+                .map(|n| format!("{}{}", " ".repeat(8), shorten(n, 24)))
                 .unwrap_or_default();
         }
         format_tick(v)
@@ -280,7 +280,7 @@ fn draw_legend(
             .map_err(|e| e.to_string())?;
         }
         area.draw(&Text::new(
-            shorten(text, 30),
+            shorten(text, 26),
             (40, y),
             ("sans-serif", font).into_font(),
         ))
@@ -1203,7 +1203,7 @@ mod tests {
         assert_eq!(a.x_tick(10.0), "10");
         assert_eq!(a.x_tick(2.5), "");
         let a = Axes::new("", "", "").x_names(vec!["a.png".into(), "b.png".into()]);
-        assert_eq!(a.x_tick(1.0), "  b.png");
+        assert_eq!(a.x_tick(1.0).trim_start(), "b.png");
         assert_eq!(a.x_tick(0.5), "");
         assert_eq!(shorten("abcdefghijklmnopqrstuvwxyz.png", 11), "abcde…z.png");
         assert_eq!(significant(3.16227), "3.2");
