@@ -1,5 +1,9 @@
 //! The command line: clap derive only, no logic. Subcommands and their names are the
 //! original's (`remove_bg`, `make_input`, ...; the hyphenated spellings work too).
+//!
+//! Short flags mean one thing everywhere: `-i` the input, `-o` where to write, `-t` the image
+//! type, `-m` masks, `-v`/`-q` log detail. Every subcommand's long help (`--help`) ends with an
+//! example and where its outputs go; `tests/cli.rs` checks both.
 
 use std::path::PathBuf;
 
@@ -15,10 +19,16 @@ use clap::{Args, Parser, Subcommand};
 removal, alignment, feature channels), train an autoencoder per part type on good images, and \
 locate anomalous pixels in new photos.\n\nExit codes: 0 all good, 1 some inputs failed, 2 usage \
 or configuration error (or a stage that is not built yet), 3 an anomalous photo with \
---fail-on-anomaly, 101 an internal error (a bug)."
+--fail-on-anomaly, 101 an internal error (a bug).",
+    after_long_help = "Quickstart (a folder of photos with one sub-folder per part type):\n  \
+pixal init photos/            # writes ./configs/ for the component \"photos\"\n  \
+pixal preprocess -i photos/   # -> out/photos/<type>/out.npz\n  \
+pixal train                   # -> out/photos/<type>/model/\n  \
+pixal validate -i new_photos/ # -> validate/photos/index.html\n\n\
+`pixal <subcommand> --help` shows each stage's example and outputs."
 )]
 pub struct Cli {
-    /// Folder holding parameters.yaml and paths.yaml.
+    /// Folder holding parameters.yaml and paths.yaml (`pixal init` creates one).
     #[arg(long, global = true, value_name = "DIR", default_value = "configs")]
     pub config: PathBuf,
     /// More log detail (-v debug, -vv trace).
@@ -41,27 +51,102 @@ pub struct Cli {
 /// The stages.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a configs/ folder for a component of photos (start here).
+    #[command(
+        long_about = "Write a configuration folder (parameters.yaml and paths.yaml, the shipped \
+defaults) for a component: the component name in paths.yaml is taken from the photo folder's \
+name, so outputs land in out/<component>/ and validate/<component>/. Both files start \
+with a comment listing the keys labs usually change. Existing files are kept unless --force.",
+        after_long_help = "Example:\n  pixal init path/to/R0_Flex_F1        # component \"R0_Flex_F1\", writes ./configs/\n  \
+pixal --config lab/configs init photos/\n\n\
+Outputs: <--config DIR>/parameters.yaml and paths.yaml (default ./configs/)."
+    )]
+    Init(InitArgs),
     /// Run all preprocessing steps on input images (remove_bg -> align -> make_input).
+    #[command(
+        after_long_help = "Example:\n  pixal preprocess -i path/to/component   # one sub-folder of photos per type\n\n\
+Outputs: out/<component>/<type>/ (paths.yaml): preprocessed_images/background_removed/, \
+preprocessed_images/aligned_images/ (when apply_alignment), out.npz, metadata/, logs/, \
+figures/aligned_metrics/."
+    )]
     Preprocess(InputArgs),
     /// Remove the background from images.
-    #[command(name = "remove_bg", alias = "remove-bg")]
+    #[command(
+        name = "remove_bg",
+        alias = "remove-bg",
+        after_long_help = "Example:\n  pixal remove_bg -i path/to/component        # RGBA cut-outs\n  \
+pixal remove_bg -i path/to/component -m     # 8-bit masks instead\n\n\
+Outputs: out/<component>/<type>/preprocessed_images/background_removed/<type>_<index>_no_bg.png \
+(masks: preprocessed_images/masks/<..>_mask.png)."
+    )]
     RemoveBg(RemoveBgArgs),
     /// Align images to a reference image.
+    #[command(after_long_help = "Example:\n  pixal align -i path/to/component\n  \
+pixal align                    # each type's background_removed folder under out/<component>/\n\n\
+Outputs: out/<component>/<type>/preprocessed_images/aligned_images/ (images + alignment.csv) and \
+figures/aligned_metrics/ (save_metrics, draw_matches, save_overlays).")]
     Align(InputArgs),
     /// Turn images into the ML input (out.npz + metadata).
-    #[command(name = "make_input", alias = "make-input")]
+    #[command(
+        name = "make_input",
+        alias = "make-input",
+        after_long_help = "Example:\n  pixal make_input -i path/to/component\n  \
+pixal make_input               # the aligned (or background-removed) images under out/<component>/\n\n\
+Outputs: out/<component>/<type>/out.npz, metadata/preprocessing.yaml, \
+preprocessed_images/crop_preview.png, logs/preprocessing.log."
+    )]
     MakeInput(InputArgs),
-    /// Train autoencoder model(s).
-    Train(InputArgs),
+    /// Train the model(s) of each type from make_input's out.npz.
+    #[command(
+        after_long_help = "Example:\n  pixal train                    # every out/<component>/<type>/out.npz\n  \
+pixal train -i out/R0_Flex_F1  # a folder holding <type>/out.npz (or one out.npz)\n\n\
+Outputs: out/<component>/<type>/model/ (weights, model_config.json, loss_history.json, \
+loss_plot.png, validation_error_maps.npy), metadata/, logs/."
+    )]
+    Train(TrainArgs),
     /// Run validation (preprocess + detect) on new images.
+    #[command(
+        after_long_help = "Example:\n  pixal validate -i new_photos/                  # one sub-folder of photos per type\n  \
+pixal validate -i photo.jpg -t F1_Front        # one photo\n  \
+pixal validate -i new_photos/ --truth masks/   # with ground truth: metrics, wrong verdicts marked\n\n\
+Outputs: validate/<component>/index.html (open this), and per type validate/<component>/<type>/: \
+report.html, scores.csv, summary.json, anomaly_maps/, figures/."
+    )]
     Validate(ValidateArgs),
     /// Run anomaly detection on preprocessed images.
+    #[command(
+        after_long_help = "Example:\n  pixal detect                             # validate/<component>/<type>/out.npz\n  \
+pixal detect -i validate/R0_Flex_F1 --truth masks/\n\n\
+Outputs: validate/<component>/index.html and per type report.html, scores.csv, summary.json, \
+anomaly_maps/, figures/."
+    )]
     Detect(DetectArgs),
     /// Generate a small synthetic component and run the pipeline on it.
+    #[command(
+        after_long_help = "Example:\n  pixal demo                     # in ./pixal-demo\n  \
+pixal demo -o /tmp/demo --images 30\n\n\
+Outputs: <DIR>/data/ (photos: train/, validate/, ground_truth/), <DIR>/configs/, <DIR>/out/, \
+<DIR>/validate/ (open validate/demo_flex_validate/index.html)."
+    )]
     Demo(DemoArgs),
     /// Show what pixal finds here: version, config, ONNX Runtime, rembg models, CUDA (exit 1
     /// when something the config asks for is missing).
     Doctor,
+    /// Print a shell completion script.
+    #[command(
+        after_long_help = "Example:\n  pixal completions bash > ~/.local/share/bash-completion/completions/pixal\n  \
+pixal completions zsh > ~/.zfunc/_pixal\n  \
+pixal completions fish > ~/.config/fish/completions/pixal.fish\n\n\
+Outputs: the script, on stdout."
+    )]
+    Completions(CompletionsArgs),
+    /// Write the man pages (generated from this command line's definitions).
+    #[command(
+        after_long_help = "Example:\n  pixal manpage | man -l -         # read it now\n  \
+pixal manpage -o ~/.local/share/man/man1\n\n\
+Outputs: pixal(1) on stdout; with -o DIR: DIR/pixal.1 and DIR/pixal-<subcommand>.1."
+    )]
+    Manpage(ManpageArgs),
 }
 
 /// Arguments of the stages that read an input folder.
@@ -73,6 +158,43 @@ pub struct InputArgs {
     pub input: Option<PathBuf>,
 }
 
+/// Arguments of `train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// make_input's output: a component folder holding `<type>/out.npz`, or the folder of one
+    /// out.npz (not a folder of images). Default: out/<component>/ from paths.yaml.
+    #[arg(short, long, value_name = "DIR")]
+    pub input: Option<PathBuf>,
+}
+
+/// Arguments of `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The component's photo folder (one sub-folder per image type); its name becomes the
+    /// component name. Default: the current folder.
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite existing configuration files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Arguments of `manpage`.
+#[derive(Debug, Args)]
+pub struct ManpageArgs {
+    /// Write pixal.1 and one page per subcommand into this folder instead of pixal.1 to stdout.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+}
+
 /// Arguments of `remove_bg`.
 #[derive(Debug, Args)]
 pub struct RemoveBgArgs {
@@ -82,7 +204,7 @@ pub struct RemoveBgArgs {
     pub input: Option<PathBuf>,
     /// Write the masks (8-bit gray, `<name>_mask.png` in preprocessed_images/masks) instead of
     /// the RGBA cut-outs.
-    #[arg(short = 'o', long)]
+    #[arg(short = 'm', long)]
     pub only_mask: bool,
 }
 
@@ -92,8 +214,8 @@ pub struct ValidateArgs {
     /// New images: a component folder with one sub-folder per type, or one image file.
     #[arg(short, long, value_name = "PATH")]
     pub input: Option<PathBuf>,
-    /// The image type, when the input is a single image file.
-    #[arg(long = "type", value_name = "NAME")]
+    /// The image type, when the input is a single image file (or to validate one type only).
+    #[arg(short = 't', long = "type", value_name = "NAME")]
     pub image_type: Option<String>,
     /// Ground-truth masks: `<stem>_mask.png` per defective image (in DIR, DIR/<type>/, or the
     /// MVTec layout DIR/<defect>/); images without a mask count as good.

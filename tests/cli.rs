@@ -502,6 +502,15 @@ fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     assert_eq!(v["ok"], true);
     let root = dir.path().join("demo");
+    // The component's index links both types' reports.
+    let index =
+        std::fs::read_to_string(root.join("validate/demo_flex_validate/index.html")).unwrap();
+    for ty in ["front", "back"] {
+        assert!(
+            index.contains(&format!("<a href=\"{ty}/report.html\">{ty}</a>")),
+            "{index}"
+        );
+    }
     for ty in ["front", "back"] {
         let model = root.join("out/demo_flex").join(ty).join("model");
         for f in [
@@ -519,7 +528,7 @@ fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
             "out.npz",
             "metadata/preprocessing.yaml",
             "preprocessed_images/aligned_images/alignment.csv",
-            "figures/anomaly_overlay_0.png",
+            "figures/score_histograms.png",
             "figures/pixel_loss_histogram.png",
             "figures/pixel_loss_log_histogram.png",
             "figures/combined_channel_loss_histogram.png",
@@ -586,6 +595,34 @@ fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
         assert!(near, "{ty}: top pixel {at:?} is not on the spot");
         let csv = std::fs::read_to_string(vdir.join("scores.csv")).unwrap();
         assert_eq!(csv.lines().count(), 13);
+        // One overlay per photo, named <index:03>_<stem>_overlay.png, each linked by the report,
+        // which checks every verdict against the ground truth.
+        let html = std::fs::read_to_string(vdir.join("report.html")).unwrap();
+        for (k, im) in images.iter().enumerate() {
+            let stem = std::path::Path::new(im["photo"].as_str().unwrap())
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let name = format!("{:03}_{stem}_overlay.png", im["index"].as_u64().unwrap());
+            assert!(
+                vdir.join("figures").join(&name).is_file(),
+                "{ty}: missing {name} ({k})"
+            );
+            assert!(
+                html.contains(&format!("href=\"figures/{name}\"")),
+                "{ty}: {name} not linked"
+            );
+        }
+        let wrong = images
+            .iter()
+            .filter(|i| i["truth"].as_bool().unwrap() != (i["verdict"] == "anomalous"))
+            .count();
+        assert!(
+            html.contains(&format!("<b>{wrong}</b> wrong verdict(s)")),
+            "{ty}"
+        );
+        assert!(html.contains("pixal</th><td>") && html.contains("ground truth</th>"));
         assert!(csv.starts_with("file,type,image_score"));
     }
 
@@ -632,11 +669,14 @@ fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
             .join("validate/demo_flex_validate/front/figures/roc_curve.png")
             .exists()
     );
-    assert!(
-        !root
-            .join("validate/demo_flex_validate/front/figures/anomaly_overlay_1.png")
-            .exists()
-    );
+    // Nor its overlays: only this photo's is left.
+    let overlays: Vec<String> =
+        std::fs::read_dir(root.join("validate/demo_flex_validate/front/figures"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with("_overlay.png"))
+            .collect();
+    assert_eq!(overlays, vec!["000_front_spot_001_overlay.png".to_string()]);
     assert_eq!(std::fs::read(&photo).unwrap(), before);
     let (code, _, err) = run(&["validate", "-i", photo.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");

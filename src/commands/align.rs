@@ -500,13 +500,28 @@ fn run_job(
             .collect::<Vec<u32>>(),
     );
     let heat_count = std::sync::atomic::AtomicUsize::new(1);
+    // The reference at display size, once per job rather than once per figure.
+    let diag = Diagnostics {
+        matches: pp.draw_matches,
+        overlays: pp.save_overlays,
+        reference_match: if pp.draw_matches {
+            fit_rgb(job.reference_image, MATCH_PANEL.0, MATCH_PANEL.1)
+        } else {
+            RgbImage::new(0, 0)
+        },
+        reference_overlay: if pp.save_overlays {
+            fit_rgb(job.reference_image, OVERLAY_PANEL.0, OVERLAY_PANEL.1)
+        } else {
+            RgbImage::new(0, 0)
+        },
+    };
     let bar = crate::logging::progress(job.images.len() as u64, &format!("align {}", job.label));
     type Attempt = Result<(Outcome, Vec<String>), Rejected>;
     let attempts: Vec<Attempt> = job
         .images
         .par_iter()
         .map(|(index, path)| {
-            let r = align_one(job, params, pp.draw_matches, pp.save_overlays, *index, path);
+            let r = align_one(job, params, &diag, *index, path);
             if let Ok((o, _)) = &r
                 && o.written.is_some()
             {
@@ -604,12 +619,29 @@ struct Rejected {
     outcome: Option<Box<Outcome>>,
 }
 
+/// Which per-image figures to draw, with the reference already at display size.
+struct Diagnostics {
+    /// `draw_matches`.
+    matches: bool,
+    /// `save_overlays`.
+    overlays: bool,
+    /// The reference fitted into [`MATCH_PANEL`].
+    reference_match: RgbImage,
+    /// The reference fitted into [`OVERLAY_PANEL`].
+    reference_overlay: RgbImage,
+}
+
+/// Display size of each image of a match figure: drawing at full size would cost more than
+/// the alignment itself.
+const MATCH_PANEL: (u32, u32) = (560, 360);
+/// Display size of each of the four panels of an overlay diagnostic.
+const OVERLAY_PANEL: (u32, u32) = (480, 320);
+
 /// Loads, aligns, gates and writes one image (and its match and overlay figures).
 fn align_one(
     job: &Job<'_>,
     params: &AlignParams,
-    draw_matches: bool,
-    save_overlays: bool,
+    diag: &Diagnostics,
     index: usize,
     path: &Path,
 ) -> Result<(Outcome, Vec<String>), Rejected> {
@@ -659,7 +691,16 @@ fn align_one(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut figures = Vec::new();
-    if draw_matches {
+    let source_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let reference_name = job
+        .references
+        .name(reference)
+        .unwrap_or_default()
+        .to_string();
+    if diag.matches {
         let j = job
             .reference_index
             .get(reference)
@@ -669,17 +710,26 @@ fn align_one(
             .metrics_dir
             .join("matches")
             .join(format!("match_{index}_{j}.png"));
-        match draw_match_figure(&p, &photo, job.reference_image, &aligned, index, j) {
+        let names = (source_name.as_str(), reference_name.as_str());
+        match draw_match_figure(
+            &p,
+            &photo,
+            &diag.reference_match,
+            job.reference_image.dimensions(),
+            &aligned,
+            names,
+        ) {
             Ok(()) => figures.push(p),
             Err(e) => warnings.push(format!("{}: {e}", p.display())),
         }
     }
-    if save_overlays {
+    if diag.overlays {
         let p = job
             .metrics_dir
             .join("overlay_diagnostics")
             .join(format!("diag_{stem}.png"));
-        match draw_overlay(&p, job.reference_image, &aligned) {
+        let names = (source_name.as_str(), reference_name.as_str());
+        match draw_overlay(&p, &diag.reference_overlay, &aligned, names) {
             Ok(()) => figures.push(p),
             Err(e) => warnings.push(format!("{}: {e}", p.display())),
         }
@@ -738,7 +788,17 @@ fn write_metrics(
     atomic::write_bytes(&csv, text.as_bytes())?;
     summary.output(&csv);
 
-    let xs: Vec<f64> = sorted.iter().map(|o| o.index as f64).collect();
+    // One x position per image, labelled with its file name.
+    let names: Vec<String> = sorted
+        .iter()
+        .map(|o| {
+            o.source
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let xs: Vec<f64> = (0..sorted.len()).map(|k| k as f64).collect();
     let line = |name: &str, ys: Vec<f64>| Series {
         name: name.into(),
         points: xs.iter().copied().zip(ys).collect(),
@@ -756,13 +816,17 @@ fn write_metrics(
         &p,
         &Axes::new(
             &format!("Alignment score (SSIM) — {}", job.label),
-            "image index",
+            "image",
             "SSIM",
-        ),
+        )
+        .x_names(names.clone()),
         &[
             line("SSIM", sorted.iter().map(|o| o.aligned.ssim).collect()),
             flat_line(
-                format!("MIN_SCORE_THRESHOLD {}", params.min_score),
+                format!(
+                    "MIN_SCORE_THRESHOLD {}",
+                    plot::format_tick(params.min_score)
+                ),
                 params.min_score,
             ),
         ],
@@ -771,11 +835,11 @@ fn write_metrics(
     let p = dir.join("mse.png");
     plot::line_chart(
         &p,
-        &Axes::new(&format!("Gray MSE — {}", job.label), "image index", "MSE"),
+        &Axes::new(&format!("Gray MSE — {}", job.label), "image", "MSE").x_names(names.clone()),
         &[
             line("MSE", sorted.iter().map(|o| o.aligned.mse).collect()),
             flat_line(
-                format!("MAX_MSE_THRESHOLD {}", params.max_mse),
+                format!("MAX_MSE_THRESHOLD {}", plot::format_tick(params.max_mse)),
                 params.max_mse,
             ),
         ],
@@ -786,13 +850,10 @@ fn write_metrics(
         &p,
         &Axes::new(
             &format!("RANSAC inlier ratio — {}", job.label),
-            "image index",
+            "image",
             "inliers / good matches",
         ),
-        &sorted
-            .iter()
-            .map(|o| o.index.to_string())
-            .collect::<Vec<_>>(),
+        &names,
         &sorted
             .iter()
             .map(|o| o.aligned.inlier_ratio)
@@ -825,7 +886,10 @@ fn write_metrics(
     Ok(())
 }
 
-/// `img` scaled to fit in `max_w` x `max_h` (never enlarged), as packed RGB bytes.
+/// `img` scaled to fit in `max_w` x `max_h` (never enlarged), as packed RGB bytes: each output
+/// pixel is the plain average of the input pixels whose block it covers. Figures are looked at,
+/// not measured, and this is several times faster than a filtered resize, which kept the
+/// diagnostics from costing more than the alignment.
 fn fit_rgb(img: &RgbaImage, max_w: u32, max_h: u32) -> RgbImage {
     let (w, h) = img.dimensions();
     let s = (f64::from(max_w) / f64::from(w.max(1)))
@@ -835,8 +899,30 @@ fn fit_rgb(img: &RgbaImage, max_w: u32, max_h: u32) -> RgbImage {
         ((f64::from(w) * s).round() as u32).max(1),
         ((f64::from(h) * s).round() as u32).max(1),
     );
-    let small = image::imageops::resize(img, dw, dh, image::imageops::FilterType::Triangle);
-    drop_alpha(&small)
+    if (dw, dh) == (w, h) {
+        return drop_alpha(img);
+    }
+    let edges = |d: u32, dn: u32, n: u32| {
+        let a = (u64::from(d) * u64::from(n) / u64::from(dn)) as u32;
+        let b = (u64::from(d + 1) * u64::from(n) / u64::from(dn)) as u32;
+        (a.min(n - 1), b.clamp(a + 1, n))
+    };
+    let cols: Vec<(u32, u32)> = (0..dw).map(|x| edges(x, dw, w)).collect();
+    RgbImage::from_fn(dw, dh, |x, y| {
+        let (y0, y1) = edges(y, dh, h);
+        let (x0, x1) = cols[x as usize];
+        let mut acc = [0u32; 3];
+        for yy in y0..y1 {
+            for xx in x0..x1 {
+                let p = img.get_pixel(xx, yy).0;
+                for c in 0..3 {
+                    acc[c] += u32::from(p[c]);
+                }
+            }
+        }
+        let n = (y1 - y0) * (x1 - x0);
+        image::Rgb(acc.map(|v| ((v + n / 2) / n) as u8))
+    })
 }
 
 fn blit(
@@ -850,28 +936,28 @@ fn blit(
     root.draw(&el).map_err(|e| e.to_string())
 }
 
-/// Photo (left) and reference (right) with lines between the best matches.
+/// Photo (left) and reference (right, already at display size; `ref_size` its full size)
+/// with lines between the best matches, titled with both file names.
 fn draw_match_figure(
     path: &Path,
     photo: &RgbaImage,
-    reference: &RgbaImage,
+    reference: &RgbImage,
+    ref_size: (u32, u32),
     aligned: &Aligned,
-    i: usize,
-    j: usize,
+    (name, ref_name): (&str, &str),
 ) -> anyhow::Result<()> {
-    const PANEL: (u32, u32) = (900, 560);
-    let a = fit_rgb(photo, PANEL.0, PANEL.1);
-    let b = fit_rgb(reference, PANEL.0, PANEL.1);
+    let a = fit_rgb(photo, MATCH_PANEL.0, MATCH_PANEL.1);
+    let b = reference;
     let sa = f64::from(a.width()) / f64::from(photo.width().max(1));
-    let sb = f64::from(b.width()) / f64::from(reference.width().max(1));
-    let top = 50i32;
+    let sb = f64::from(b.width()) / f64::from(ref_size.0.max(1));
+    let top = 70i32;
     let gap = 10i32;
     let size = (
         a.width() + b.width() + gap as u32,
         a.height().max(b.height()) + top as u32 + 10,
     );
     let title = format!(
-        "image {i} (left) -> reference {j} (right): {} best of {} inliers, {} good matches",
+        "{} best of {} inliers ({} good matches)",
         aligned.best_matches.len(),
         aligned.inliers,
         aligned.good_matches
@@ -879,7 +965,7 @@ fn draw_match_figure(
     plot::render(path, size, |root| {
         blit(root, &a, (0, top))?;
         let bx = a.width() as i32 + gap;
-        blit(root, &b, (bx, top))?;
+        blit(root, b, (bx, top))?;
         for (k, (p, q)) in aligned.best_matches.iter().enumerate() {
             let c = PALETTE[k % PALETTE.len()];
             let pa = ((p[0] * sa) as i32, top + (p[1] * sa) as i32);
@@ -893,20 +979,48 @@ fn draw_match_figure(
         }
         root.draw(&Text::new(
             title.clone(),
-            (10, 14),
-            ("sans-serif", 22).into_font(),
+            (10, 8),
+            ("sans-serif", 20).into_font(),
         ))
         .map_err(|e| e.to_string())?;
+        for (text, x) in [
+            (format!("image: {name}"), 6),
+            (format!("reference: {ref_name}"), bx + 6),
+        ] {
+            root.draw(&Text::new(text, (x, 40), ("sans-serif", 17).into_font()))
+                .map_err(|e| e.to_string())?;
+        }
         Ok(())
     })?;
     Ok(())
 }
 
-/// Reference | aligned | 50/50 blend, side by side.
-fn draw_overlay(path: &Path, reference: &RgbaImage, aligned: &Aligned) -> anyhow::Result<()> {
-    const PANEL: (u32, u32) = (640, 480);
-    let r = fit_rgb(reference, PANEL.0, PANEL.1);
-    let a = fit_rgb(&aligned.image, PANEL.0, PANEL.1);
+/// |reference - aligned| (gray, max over channels), amplified 4x and coloured with inferno:
+/// a misalignment shows as bright double edges, a good alignment as a dark image.
+pub fn difference_image(reference: &RgbImage, aligned: &RgbImage) -> RgbImage {
+    RgbImage::from_fn(reference.width(), reference.height(), |x, y| {
+        let p = reference.get_pixel(x, y).0;
+        let q = aligned
+            .get_pixel(
+                x.min(aligned.width().saturating_sub(1)),
+                y.min(aligned.height().saturating_sub(1)),
+            )
+            .0;
+        let d = (0..3).map(|c| p[c].abs_diff(q[c])).max().unwrap_or(0);
+        image::Rgb(colormap::inferno((f32::from(d) * 4.0 / 255.0).min(1.0)))
+    })
+}
+
+/// Reference | aligned over 50/50 blend | difference, in a 2x2 grid at display size, titled
+/// with the file names.
+fn draw_overlay(
+    path: &Path,
+    reference: &RgbImage,
+    aligned: &Aligned,
+    (name, ref_name): (&str, &str),
+) -> anyhow::Result<()> {
+    let r = reference;
+    let a = fit_rgb(&aligned.image, OVERLAY_PANEL.0, OVERLAY_PANEL.1);
     let blend = RgbImage::from_fn(r.width(), r.height(), |x, y| {
         let p = r.get_pixel(x, y).0;
         let q = a.get_pixel(x.min(a.width() - 1), y.min(a.height() - 1)).0;
@@ -914,30 +1028,41 @@ fn draw_overlay(path: &Path, reference: &RgbaImage, aligned: &Aligned) -> anyhow
             (u16::from(p[c]) + u16::from(q[c])).div_ceil(2) as u8
         }))
     });
-    let top = 44i32;
+    let diff = difference_image(r, &a);
+    let head = 40i32;
+    let cap = 28i32;
     let gap = 10i32;
-    let pw = r.width() as i32;
-    let size = ((3 * pw + 2 * gap) as u32, r.height() + top as u32 + 8);
-    let titles = [
-        "reference".to_string(),
-        format!(
-            "aligned (SSIM {:.3}, MSE {:.1}{})",
-            aligned.ssim,
-            aligned.mse,
-            if aligned.refined { ", refined" } else { "" }
-        ),
-        "50/50 blend".to_string(),
+    let (pw, ph) = (r.width() as i32, r.height() as i32);
+    let size = ((2 * pw + gap) as u32, (head + 2 * (cap + ph) + gap) as u32);
+    let title = format!(
+        "{name} aligned to {ref_name}: SSIM {:.3}, MSE {:.1}{}",
+        aligned.ssim,
+        aligned.mse,
+        if aligned.refined { ", refined" } else { "" }
+    );
+    let panels: [(&RgbImage, String); 4] = [
+        (r, format!("reference {ref_name}")),
+        (&a, format!("aligned {name}")),
+        (&blend, "50/50 blend".to_string()),
+        (&diff, "difference |reference - aligned| x4".to_string()),
     ];
     plot::render(path, size, |root| {
-        for (k, img) in [&r, &a, &blend].into_iter().enumerate() {
-            let x = k as i32 * (pw + gap);
-            blit(root, img, (x, top))?;
+        root.draw(&Text::new(
+            title.clone(),
+            (6, 8),
+            ("sans-serif", 21).into_font(),
+        ))
+        .map_err(|e| e.to_string())?;
+        for (k, (img, caption)) in panels.iter().enumerate() {
+            let x = (k as i32 % 2) * (pw + gap);
+            let y = head + (k as i32 / 2) * (cap + ph + gap);
             root.draw(&Text::new(
-                titles[k].clone(),
-                (x + 6, 12),
-                ("sans-serif", 20).into_font(),
+                caption.clone(),
+                (x + 4, y + 4),
+                ("sans-serif", 17).into_font(),
             ))
             .map_err(|e| e.to_string())?;
+            blit(root, img, (x, y + cap))?;
         }
         Ok(())
     })?;

@@ -20,8 +20,8 @@ use crate::detect::score::{self, Calibration, PartGrid, ScoreSettings, Scoring, 
 use crate::io::metadata::{PreprocessingMetadata, RowSource, read_yaml};
 use crate::io::npz::read_input;
 use crate::model::TrainedModel;
-use crate::report::html::{ReportRow, page};
-use crate::report::overlay::{OverlayFigure, blend, gray_from_map, save_overlay};
+use crate::report::html::{IndexEntry, ReportRow, RunInfo, index_page, page, utc_timestamp};
+use crate::report::overlay::{OverlayFigure, gray_from_map, overlay_file_name, save_overlay};
 use crate::report::plot::{self, Axes, Marker, Series};
 
 /// One preprocessed input to detect on.
@@ -51,7 +51,124 @@ pub fn run(cfg: &Config, input: Option<&Path>, truth: Option<&Path>) -> anyhow::
             summary.fail(&job.npz, format!("{}: {e:#}", job.npz.display()));
         }
     }
+    write_index(&root, truth, &mut summary);
     Ok(summary)
+}
+
+/// Writes `index.html` in a validate component folder: one line per type whose `summary.json`
+/// it finds (linking that type's `report.html`), and this run's warnings and errors. A failure
+/// to write it is a warning: the per-type reports are the results.
+pub fn write_index(root: &Path, truth: Option<&Path>, summary: &mut Summary) {
+    match index_entries(root) {
+        Ok(entries) if !entries.is_empty() => {
+            let component = root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let run = RunInfo {
+                date: utc_timestamp(std::time::SystemTime::now()),
+                version: crate::VERSION.to_string(),
+                inputs: vec![
+                    ("validate folder".into(), root.display().to_string()),
+                    (
+                        "ground truth".into(),
+                        truth.map_or("none given (pass --truth DIR)".into(), |t| {
+                            t.display().to_string()
+                        }),
+                    ),
+                ],
+                warnings: summary.warnings.clone(),
+                errors: summary.failed.iter().map(|f| f.error.clone()).collect(),
+            };
+            let path = root.join("index.html");
+            match crate::io::atomic::write_bytes(
+                &path,
+                index_page(&component, &run, &entries).as_bytes(),
+            ) {
+                Ok(()) => {
+                    summary.output(&path);
+                    log::info!("report: {}", path.display());
+                }
+                Err(e) => summary.warn(format!("{}: index not written: {e}", path.display())),
+            }
+        }
+        Ok(_) => {}
+        Err(e) => summary.warn(format!("{}: index not written: {e:#}", root.display())),
+    }
+}
+
+/// The index lines of the types under `root` (and of `root` itself, for a one-hot model) that
+/// have a `summary.json`, read back from it so the index covers earlier runs' types too.
+fn index_entries(root: &Path) -> anyhow::Result<Vec<IndexEntry>> {
+    let mut dirs = vec![root.to_path_buf()];
+    if let Ok(rd) = std::fs::read_dir(root) {
+        let mut sub: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        sub.sort();
+        dirs.extend(sub);
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        let file = d.join("summary.json");
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not valid JSON", file.display()))?;
+        let images = v["images"].as_array().cloned().unwrap_or_default();
+        let anomalous = images
+            .iter()
+            .filter(|i| i["verdict"] == "anomalous")
+            .count();
+        let with_truth = images.iter().any(|i| i["truth"].is_boolean());
+        let wrong = with_truth.then(|| {
+            images
+                .iter()
+                .filter(|i| {
+                    i["truth"]
+                        .as_bool()
+                        .is_some_and(|t| t != (i["verdict"] == "anomalous"))
+                })
+                .count()
+        });
+        let num =
+            |x: &serde_json::Value| x.as_f64().map_or("n/a".to_string(), |f| format!("{f:.4}"));
+        let t = &v["thresholds"];
+        let m = &v["metrics"];
+        let metrics = if m.is_object() {
+            format!(
+                "image AUROC {}, pixel AUROC {}, AUPRO {}",
+                num(&m["image_auroc"]),
+                num(&m["pixel_auroc"]),
+                num(&m["aupro_0_3"])
+            )
+        } else {
+            String::new()
+        };
+        let date = std::fs::metadata(&file)
+            .and_then(|m| m.modified())
+            .map(utc_timestamp)
+            .unwrap_or_default();
+        out.push(IndexEntry {
+            type_name: v["type_name"].as_str().unwrap_or("all types").to_string(),
+            report: pathdiff(&d.join("report.html"), root),
+            date,
+            images: images.len(),
+            anomalous,
+            wrong,
+            thresholds: format!("pixel {}, image {}", num(&t["pixel"]), num(&t["image"])),
+            metrics,
+            model: format!(
+                "{} ({})",
+                v["model"].as_str().unwrap_or(""),
+                v["model_kind"].as_str().unwrap_or("")
+            ),
+        });
+    }
+    Ok(out)
 }
 
 /// The (type, npz) pairs under a validate component folder.
@@ -245,6 +362,8 @@ fn detect_logged(
 ) -> anyhow::Result<TypeSummary> {
     let ty = job.ty.as_deref();
     let label = ty.unwrap_or("all types");
+    // This job's warnings and errors go into its report.
+    let (warnings_from, failures_from) = (summary.warnings.len(), summary.failed.len());
     let meta: PreprocessingMetadata = read_yaml(&job.metadata)?;
     meta.verify_npz(&job.npz, &job.metadata)?;
     let input = read_input(&job.npz)?;
@@ -361,7 +480,7 @@ fn detect_logged(
     remove_stale_figures(&figures_dir, &maps_dir, truth.is_some());
     // Per image: score map, verdict, photo map, overlay.
     let bar = crate::logging::progress(n as u64, &format!("detect {label}"));
-    let per_image: Vec<anyhow::Result<(ImageResult, Option<GroundTruth>)>> = (0..n)
+    let per_image: Vec<anyhow::Result<PerImage>> = (0..n)
         .into_par_iter()
         .map(|i| {
             let e = errors.row(i).to_vec();
@@ -424,6 +543,14 @@ fn detect_logged(
                 photo_map.write_npy(w).map_err(|e| e.to_string())
             })?;
             crate::io::image::save_png(&to_gray16(&photo_map, png_scale as f32), &png)?;
+            // The true defect, when ground truth is given: outlined in the overlay, scored below.
+            let mask = match &truth_index {
+                Some(idx) => Some(idx.mask_for(&row.photo, &row.type_name, geometry.photo)?),
+                None => None,
+            };
+            let truth_label = mask
+                .as_ref()
+                .map(|m| m.as_ref().is_some_and(|m| m.iter().any(|&b| b)));
             if pl.plot_anomaly_heatmap {
                 let photo = crate::io::image::load_rgb8(Path::new(&row.photo))
                     .or_else(|_| crate::io::image::load_rgb8(Path::new(&row.file)))?;
@@ -437,7 +564,6 @@ fn detect_logged(
                         image::imageops::FilterType::Triangle,
                     )
                 };
-                let over = blend(&photo, &photo_map, png_scale as f32, pixel_thr);
                 let gray: Vec<f32> = input
                     .data
                     .index_axis(Axis(0), i)
@@ -452,15 +578,12 @@ fn detect_logged(
                 let gray: Vec<f32> = gray.iter().map(|v| (v - gmin) / span).collect();
                 let pooled_map =
                     Array2::from_shape_vec(shape, shown.clone()).map_err(|e| anyhow!(e))?;
-                let pooled = blend(
-                    &gray_from_map(&gray, shape),
-                    &pooled_map,
-                    png_scale as f32,
-                    pixel_thr,
-                );
                 let title = format!(
                     "{} [{}]  score {:.3}  {}  ({} anomalous pooled px, {:.2}%)",
-                    file_stem(&row.photo),
+                    Path::new(&row.photo)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
                     row.type_name,
                     img_score,
                     if anomalous { "ANOMALOUS" } else { "good" },
@@ -468,31 +591,30 @@ fn detect_logged(
                     100.0 * count as f64 / p.max(1) as f64
                 );
                 save_overlay(
-                    &figures_dir.join(format!("anomaly_overlay_{i}.png")),
+                    &figures_dir.join(overlay_file_name(i, &row.photo)),
                     &OverlayFigure {
                         title,
-                        photo: &over,
-                        pooled: &pooled,
+                        photo: &photo,
+                        map: &photo_map,
+                        truth: mask.as_ref().and_then(|m| m.as_deref()),
+                        pooled: &gray_from_map(&gray, shape),
+                        pooled_map: &pooled_map,
                         scale: png_scale as f32,
                         threshold: pixel_thr,
+                        anomalous,
+                        truth_label,
                     },
                 )?;
             }
-            let gt = match &truth_index {
-                Some(idx) => {
-                    let mask = idx.mask_for(&row.photo, &row.type_name, geometry.photo)?;
-                    let found = mask.is_some();
-                    let mask = mask.unwrap_or_else(|| vec![false; photo_map.len()]);
-                    Some(GroundTruth {
-                        scores: photo_map.iter().copied().collect(),
-                        mask,
-                        found,
-                        width: geometry.photo.0 as usize,
-                    })
+            let gt = mask.map(|mask| {
+                let found = mask.is_some();
+                GroundTruth {
+                    scores: photo_map.iter().copied().collect(),
+                    mask: mask.unwrap_or_else(|| vec![false; photo_map.len()]),
+                    found,
+                    width: geometry.photo.0 as usize,
                 }
-                None => None,
-            };
-            let truth_label = gt.as_ref().map(|g| g.mask.iter().any(|&b| b));
+            });
             bar.inc(1);
             Ok((
                 ImageResult {
@@ -509,6 +631,7 @@ fn detect_logged(
                     truth: truth_label,
                 },
                 gt,
+                shown.clone(),
             ))
         })
         .collect();
@@ -516,9 +639,12 @@ fn detect_logged(
 
     let mut images = Vec::new();
     let mut gts = Vec::new();
+    // The pooled maps the verdicts were decided on, for the score histograms.
+    let mut decision: Vec<f64> = Vec::new();
     for (i, r) in per_image.into_iter().enumerate() {
         match r {
-            Ok((res, gt)) => {
+            Ok((res, gt, shown)) => {
+                decision.extend(shown.iter().map(|&v| f64::from(v)));
                 summary.processed += 1;
                 images.push(res);
                 if let Some(g) = gt {
@@ -540,11 +666,20 @@ fn detect_logged(
         cfg,
         &model,
         &input,
-        &errors,
+        &decision,
         &thresholds,
         &figures_dir,
         summary,
     )?);
+    if pl.plot_mse_per_pixel || pl.plot_distributions {
+        let p = figures_dir.join("score_histograms.png");
+        plot::score_histograms(
+            &p,
+            &score_figure(label, &images, &gts, &decision, &thresholds),
+        )?;
+        summary.output(&p);
+        figures.insert(0, p);
+    }
     let metrics = if truth.is_some() {
         let m = compute_metrics(&images, &gts);
         if pl.plot_roc_recall_curve || pl.plot_confusion_matrix {
@@ -565,7 +700,14 @@ fn detect_logged(
         metrics,
         version: crate::VERSION.into(),
     };
-    write_outputs(cfg, job, &ts, &figures, summary)?;
+    write_outputs(
+        cfg,
+        job,
+        &ts,
+        &figures,
+        summary,
+        (warnings_from, failures_from, truth),
+    )?;
     Ok(ts)
 }
 
@@ -718,6 +860,10 @@ impl MaskIndex {
     }
 }
 
+/// What the per-image pass hands back: the result, the photo-grid scores with the ground truth
+/// (when given), and the pooled map the verdict was decided on.
+type PerImage = (ImageResult, Option<GroundTruth>, Vec<f32>);
+
 /// One image's photo-grid scores and ground truth.
 pub struct GroundTruth {
     /// Score per photo pixel.
@@ -761,6 +907,64 @@ fn compute_metrics(images: &[ImageResult], gts: &[GroundTruth]) -> Metrics {
         image_f1_max: metrics::f1_max(&scores, &labels).map(|x| x.0),
         masks_found: gts.iter().filter(|g| g.found).count(),
         confusion,
+    }
+}
+
+/// The data of `score_histograms.png`: the pixel and image scores the verdicts were decided
+/// on, split by ground truth when it is given, with the thresholds.
+fn score_figure(
+    label: &str,
+    images: &[ImageResult],
+    gts: &[GroundTruth],
+    decision: &[f64],
+    t: &Thresholds,
+) -> plot::ScoreHistograms {
+    let what = match t.mode {
+        ThresholdMode::Auto => format!("{} score", format!("{:?}", t.scoring).to_lowercase()),
+        ThresholdMode::LossCut => "model error (loss_cut)".to_string(),
+    };
+    let pixel = if gts.iter().any(|g| g.found) {
+        let (mut normal, mut defect) = (Vec::new(), Vec::new());
+        for g in gts {
+            // Sub-sampled photo pixels: the shape of the distribution, not every pixel.
+            let step = (g.scores.len() / 100_000).max(1);
+            for (s, m) in g.scores.iter().zip(&g.mask).step_by(step) {
+                if *m { &mut defect } else { &mut normal }.push(f64::from(*s));
+            }
+        }
+        vec![
+            ("normal pixels (truth)".to_string(), normal),
+            ("defect pixels (truth)".to_string(), defect),
+        ]
+    } else {
+        vec![("all pixels".to_string(), decision.to_vec())]
+    };
+    let scores = |want: Option<bool>| -> Vec<f64> {
+        images
+            .iter()
+            .filter(|r| want.is_none() || r.truth == want)
+            .map(|r| r.score)
+            .collect()
+    };
+    let image = if images.iter().any(|r| r.truth.is_some()) {
+        vec![
+            ("good images (truth)".to_string(), scores(Some(false))),
+            ("defective images (truth)".to_string(), scores(Some(true))),
+        ]
+    } else {
+        vec![("images".to_string(), scores(None))]
+    };
+    plot::ScoreHistograms {
+        title: format!("{label}: the scores behind the verdicts"),
+        pixel_label: what,
+        pixel,
+        pixel_threshold: Some(t.pixel),
+        image_label: match t.image {
+            Some(_) => "image score".to_string(),
+            None => "image score (loss_cut: any pixel over the cut decides)".to_string(),
+        },
+        image,
+        image_threshold: t.image,
     }
 }
 
@@ -835,66 +1039,61 @@ fn write_figures(
     cfg: &Config,
     model: &TrainedModel,
     input: &crate::io::npz::InputData,
-    errors: &Array2<f32>,
+    decision: &[f64],
     t: &Thresholds,
     dir: &Path,
     summary: &mut Summary,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let pl = &cfg.params.plotting;
     let mut out = Vec::new();
-    let raw: Vec<f64> = errors.iter().map(|&v| f64::from(v)).collect();
-    let cut = [Marker {
-        x: pl.loss_cut,
-        label: format!("loss_cut {}", pl.loss_cut),
-    }];
-    let markers: &[Marker] = if t.mode == ThresholdMode::LossCut {
-        &cut
-    } else {
-        &[]
+    // The histograms show the score the verdicts were decided on, with the threshold applied.
+    let what = match t.mode {
+        ThresholdMode::Auto => format!("{} score", format!("{:?}", t.scoring).to_lowercase()),
+        ThresholdMode::LossCut => "model error (loss_cut)".to_string(),
     };
+    let thr = [Marker {
+        x: t.pixel,
+        label: format!("pixel threshold {}", plot::format_tick(t.pixel)),
+    }];
     if pl.plot_mse_per_pixel {
         let p = dir.join("pixel_loss_histogram.png");
         plot::histogram(
             &p,
-            &Axes::new(
-                "Per-pixel reconstruction error",
-                "error (mean over channels)",
-                "pixels",
-            )
-            .log_y(),
-            &raw,
+            &Axes::new(&format!("Per-pixel {what}"), &what, "pixels").log_y(),
+            decision,
             100,
-            markers,
+            &thr,
         )?;
         out.push(p);
-        let logs: Vec<f64> = raw
+        let logs: Vec<f64> = decision
             .iter()
             .filter(|v| **v > 0.0)
             .map(|v| v.log10())
             .collect();
         let lm = [Marker {
-            x: pl.loss_cut.max(1e-30).log10(),
-            label: format!("log10 loss_cut {}", pl.loss_cut),
+            x: t.pixel.max(1e-30).log10(),
+            label: format!("log10 pixel threshold {}", plot::format_tick(t.pixel)),
         }];
         let p = dir.join("pixel_loss_log_histogram.png");
         plot::histogram(
             &p,
             &Axes::new(
-                "Per-pixel reconstruction error (log10)",
-                "log10 error",
+                &format!("Per-pixel {what} (log10, scores > 0)"),
+                &format!("log10 {what}"),
                 "pixels",
             )
             .log_y(),
             &logs,
             100,
-            if t.mode == ThresholdMode::LossCut {
-                &lm
-            } else {
-                &[]
-            },
+            &lm,
         )?;
         out.push(p);
     }
+    // The model's own output: what an autoencoder reconstructs, or pixel_stats' per-pixel mean.
+    let model_says = match model.kind() {
+        crate::model::ModelKind::Autoencoder => "autoencoder reconstruction",
+        _ => "pixel_stats mean",
+    };
     let need_recon =
         pl.plot_abs_loss_per_pixel || pl.plot_distributions || pl.plot_pixel_predictions;
     if need_recon {
@@ -918,7 +1117,7 @@ fn write_figures(
             let p = dir.join("combined_channel_loss_histogram.png");
             plot::panel_histograms(
                 &p,
-                "Per-channel squared error",
+                &format!("Per-channel squared error of the {model_says} (not the score)"),
                 &Axes::new("", "squared error", "pixels").log_y(),
                 &panels,
                 100,
@@ -931,8 +1130,8 @@ fn write_figures(
             for (file, title, sets) in [
                 (
                     "prediction_distribution_log.png",
-                    "Predicted values",
-                    vec![("predicted".to_string(), pv.clone())],
+                    "Predicted values (model output)",
+                    vec![(model_says.to_string(), pv.clone())],
                 ),
                 (
                     "truth_distribution_log.png",
@@ -941,10 +1140,10 @@ fn write_figures(
                 ),
                 (
                     "combined_distribution_log.png",
-                    "True vs predicted values",
+                    "True (input) vs predicted values",
                     vec![
-                        ("true".to_string(), tv.clone()),
-                        ("predicted".to_string(), pv.clone()),
+                        ("true (input)".to_string(), tv.clone()),
+                        (model_says.to_string(), pv.clone()),
                     ],
                 ),
             ] {
@@ -964,9 +1163,9 @@ fn write_figures(
             plot::scatter(
                 &p,
                 &Axes::new(
-                    "True vs predicted values",
+                    &format!("True vs predicted values ({model_says})"),
                     "true (scaled input)",
-                    "predicted",
+                    model_says,
                 ),
                 &pts,
                 true,
@@ -987,6 +1186,7 @@ fn write_outputs(
     ts: &TypeSummary,
     figures: &[PathBuf],
     summary: &mut Summary,
+    (warnings_from, failures_from, truth): (usize, usize, Option<&Path>),
 ) -> anyhow::Result<()> {
     let dir = &job.out_dir;
     let mut csv = String::from(
@@ -1029,7 +1229,7 @@ fn write_outputs(
         .images
         .iter()
         .map(|im| {
-            let o = overlays_dir.join(format!("anomaly_overlay_{}.png", im.index));
+            let o = overlays_dir.join(overlay_file_name(im.index, &im.photo));
             ReportRow {
                 name: Path::new(&im.photo)
                     .file_name()
@@ -1094,11 +1294,49 @@ fn write_outputs(
     }
     let figs: Vec<String> = figures.iter().map(|f| rel(f)).collect();
     let config_text = std::fs::read_to_string(cfg.dir.join("parameters.yaml")).unwrap_or_default();
+    let mut photo_dirs: Vec<String> = ts
+        .images
+        .iter()
+        .filter_map(|im| {
+            Path::new(&im.photo)
+                .parent()
+                .map(|p| p.display().to_string())
+        })
+        .collect();
+    photo_dirs.sort();
+    photo_dirs.dedup();
+    let run = RunInfo {
+        date: utc_timestamp(std::time::SystemTime::now()),
+        version: ts.version.clone(),
+        inputs: vec![
+            ("photos".into(), photo_dirs.join(", ")),
+            ("preprocessed input".into(), job.npz.display().to_string()),
+            ("model".into(), format!("{} ({})", ts.model, ts.model_kind)),
+            (
+                "ground truth".into(),
+                truth.map_or("none given".into(), |t| t.display().to_string()),
+            ),
+            ("configuration".into(), cfg.dir.display().to_string()),
+        ],
+        warnings: summary
+            .warnings
+            .get(warnings_from..)
+            .unwrap_or_default()
+            .to_vec(),
+        errors: summary
+            .failed
+            .get(failures_from..)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| f.error.clone())
+            .collect(),
+    };
     let html = page(
         &format!(
             "pixal detect — {}",
             job.ty.as_deref().unwrap_or("all types")
         ),
+        &run,
         &facts,
         &rows,
         &figs,
@@ -1130,6 +1368,7 @@ fn remove_stale_figures(figures: &Path, maps: &Path, with_truth: bool) {
     };
     remove_if(figures, &|name| {
         (name.starts_with("anomaly_overlay_") && name.ends_with(".png"))
+            || name.ends_with("_overlay.png")
             || (!with_truth
                 && ["roc_curve.png", "pr_curve.png", "confusion_matrix.png"].contains(&name))
     });

@@ -5,6 +5,7 @@ pub mod align;
 pub mod demo;
 pub mod detect;
 pub mod doctor;
+pub mod init;
 pub mod make_input;
 pub mod preprocess;
 pub mod remove_bg;
@@ -341,12 +342,14 @@ fn report(summary: &Summary, json: bool) {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<Summary> {
-    if let Command::Demo(args) = &cli.command {
-        return demo::run(args);
-    }
-    // doctor reports on the configuration, so it must run when loading it fails.
-    if let Command::Doctor = &cli.command {
-        return doctor::run(&cli.config, cli.json);
+    // These need no configuration (doctor reports on it, so it must run when loading fails).
+    match &cli.command {
+        Command::Demo(args) => return demo::run(args),
+        Command::Doctor => return doctor::run(&cli.config, cli.json),
+        Command::Init(args) => return init::run(args, &cli.config),
+        Command::Completions(args) => return init::completions(args),
+        Command::Manpage(args) => return init::manpage(args),
+        _ => {}
     }
     let mut cfg = load_config(&cli.config)?;
     if let Command::Validate(a) = &cli.command
@@ -356,7 +359,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<Summary> {
     }
     let _lock = lock_output_tree(&cfg, &cli.command)?;
     match cli.command {
-        Command::Demo(_) | Command::Doctor => Err(anyhow::anyhow!("demo and doctor are run above")),
+        Command::Demo(_)
+        | Command::Doctor
+        | Command::Init(_)
+        | Command::Completions(_)
+        | Command::Manpage(_) => Err(anyhow::anyhow!("internal: this command is run above")),
         Command::MakeInput(args) => make_input::run(&cfg, args.input.as_deref()),
         Command::Preprocess(args) => preprocess::run(&cfg, args.input.as_deref()),
         Command::RemoveBg(args) => remove_bg::run(&cfg, args.input.as_deref(), args.only_mask),
@@ -437,8 +444,27 @@ fn lock_output_tree(cfg: &Config, command: &Command) -> anyhow::Result<crate::io
     Ok(lock)
 }
 
-/// Loads the configuration folder, with the folder named in the error.
+/// Loads the configuration folder, with the folder named in the error. A missing folder or file
+/// is a usage error that says how to create one (`pixal init`), naming the cause once.
 pub fn load_config(dir: &Path) -> anyhow::Result<Config> {
+    for file in ["parameters.yaml", "paths.yaml"] {
+        let path = dir.join(file);
+        if !path.is_file() {
+            let what = if dir.is_dir() {
+                format!("{} not found", path.display())
+            } else {
+                format!("configuration folder {} not found", dir.display())
+            };
+            return Err(UsageError(format!(
+                "{what} (in {}). Create one with `pixal init path/to/photos` (writes {}/parameters.yaml and paths.yaml), or point at one with --config DIR",
+                std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|_| ".".into()),
+                dir.display()
+            ))
+            .into());
+        }
+    }
     Config::load(dir).with_context(|| format!("loading the configuration from {}", dir.display()))
 }
 

@@ -72,6 +72,7 @@ pub fn run(
             }
         }
     }
+    detect::write_index(cfg.layout.validate_component_root(), truth, &mut summary);
     Ok(summary)
 }
 

@@ -1234,7 +1234,7 @@ fn train_into(
     outputs.push(hist_path);
     if kind == ModelKind::Autoencoder {
         let plot_path = work_dir.join(LOSS_PLOT_FILE);
-        plot_history(&plot_path, &m.model_name, &hist)?;
+        plot_history(&plot_path, npz, &m.model_name, &hist, stopped_early)?;
         outputs.push(plot_path);
     }
 
@@ -1359,40 +1359,29 @@ fn mean_reconstruction_mse(
     Ok((all, per))
 }
 
-fn plot_history(path: &Path, name: &str, h: &LossHistory) -> Result<(), ModelError> {
-    use crate::report::plot::{Axes, Series, line_chart};
-    let pts = |v: &[f64]| -> Vec<(f64, f64)> {
-        v.iter()
-            .enumerate()
-            .map(|(i, &y)| ((i + 1) as f64, y))
-            .collect()
-    };
-    let all: Vec<f64> = h
-        .train_loss
-        .iter()
-        .chain(&h.val_loss)
-        .copied()
-        .filter(|v| v.is_finite())
-        .collect();
-    let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut axes = Axes::new(&format!("{name}: loss per epoch"), "epoch", "loss");
-    if lo > 0.0 && hi / lo > 20.0 {
-        axes = axes.log_y();
-    }
-    line_chart(
+fn plot_history(
+    path: &Path,
+    npz: &Path,
+    model_name: &str,
+    h: &LossHistory,
+    stopped_early: bool,
+) -> Result<(), ModelError> {
+    // The type is the npz's folder (out/<component>/<type>/out.npz; one-hot: the component).
+    let type_name = npz
+        .parent()
+        .and_then(|d| d.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::report::plot::loss_curve(
         path,
-        &axes,
-        &[
-            Series {
-                name: "training".into(),
-                points: pts(&h.train_loss),
-            },
-            Series {
-                name: "validation".into(),
-                points: pts(&h.val_loss),
-            },
-        ],
+        &crate::report::plot::LossCurve {
+            type_name,
+            model_name: model_name.to_string(),
+            train: h.train_loss.clone(),
+            validation: h.val_loss.clone(),
+            best_epoch: h.best_epoch,
+            stopped_early,
+        },
     )?;
     Ok(())
 }
