@@ -131,6 +131,11 @@ Outputs: <DIR>/data/ (photos: train/, validate/, ground_truth/), <DIR>/configs/,
     Demo(DemoArgs),
     /// Show what pixal finds here: version, config, ONNX Runtime, rembg models, CUDA (exit 1
     /// when something the config asks for is missing).
+    #[command(
+        after_long_help = "Example:\n  pixal doctor                 # with ./configs\n  \
+pixal --config lab/configs --json doctor\n\n\
+Outputs: the report on stderr (with --json, a JSON summary with `details` on stdout); writes no files."
+    )]
     Doctor,
     /// Print a shell completion script.
     #[command(

@@ -33,7 +33,7 @@ fn shifted(img: &image::RgbImage, dx: i64, dy: i64) -> image::RgbImage {
 
 #[test]
 fn training_photos_and_a_shifted_one_are_good_with_no_edge_band() {
-    let proj = common::temp_project();
+    let proj = common::shipped_project();
     let root = proj.path();
     common::edit_params(
         root,

@@ -39,7 +39,8 @@ fn init_writes_configs_named_after_the_photo_folder_that_pixal_then_uses() {
     let photos = dir.path().join("R0_Flex_F1");
     for ty in ["front", "back"] {
         std::fs::create_dir_all(photos.join(ty)).unwrap();
-        for i in 0..3 {
+        // Five photos: the shipped quality gate's minimum.
+        for i in 0..5 {
             part(i)
                 .save(photos.join(ty).join(format!("p{i}.png")))
                 .unwrap();
@@ -48,7 +49,7 @@ fn init_writes_configs_named_after_the_photo_folder_that_pixal_then_uses() {
     let (code, _, err) = pixal(dir.path(), &["init", "R0_Flex_F1"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("2 part type(s): back (3 photos), front (3 photos)"),
+        err.contains("2 part type(s): back (5 photos), front (5 photos)"),
         "{err}"
     );
     let params = std::fs::read_to_string(dir.path().join("configs/parameters.yaml")).unwrap();

@@ -6,8 +6,33 @@
 
 use std::path::Path;
 
-/// A temp folder with `configs/parameters.yaml` and `configs/paths.yaml` copied from the repo.
+/// A temp folder with `configs/parameters.yaml` and `configs/paths.yaml` copied from the repo,
+/// set up for the stage tests' tiny generated images: alignment off (a 40x30 rectangle has too
+/// little texture to align; alignment has its own tests), the original's two channels, and
+/// quality gates that accept a handful of images. [`shipped_project`] keeps the shipped file.
 pub fn temp_project() -> tempfile::TempDir {
+    let dir = shipped_project();
+    edit_params(
+        dir.path(),
+        "apply_alignment: True",
+        "apply_alignment: False",
+    );
+    edit_params(
+        dir.path(),
+        "channels: [\"LAB_L\", \"LAB_a\", \"LAB_b\"]",
+        "channels: [\"LAB_a\", \"LAB_b\"]",
+    );
+    edit_params(
+        dir.path(),
+        "weights: [3.0, 3.0, 3.0]",
+        "weights: [3.0, 3.0]",
+    );
+    dir
+}
+
+/// A temp folder with the shipped configuration, unchanged but for quality gates that accept a
+/// handful of images.
+pub fn shipped_project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("configs");
     std::fs::create_dir_all(&cfg).unwrap();
