@@ -125,7 +125,7 @@ fn least_squares(pairs: &[(f64, f64)]) -> Option<(f64, f64)> {
         sxx += (x - mx) * (x - mx);
         sxy += (x - mx) * (y - my);
     }
-    if !(sxx > 1e-12 * n) {
+    if sxx.is_nan() || sxx <= 1e-12 * n {
         return None;
     }
     let a = sxy / sxx;
