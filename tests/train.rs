@@ -344,7 +344,12 @@ fn cli_trains_every_type_from_make_input_output() {
             "autoencoder_architecture: [16, 8]",
             1,
         )
-        .replacen("n_epochs: 500", "n_epochs: 4", 1);
+        .replacen("n_epochs: 500", "n_epochs: 4", 1)
+        .replacen(
+            "model_type: \"pixel_stats\"",
+            "model_type: \"autoencoder\"",
+            1,
+        );
     std::fs::write(&pf, text).unwrap();
     for (ty, colour) in [("front", [200u8, 60, 40]), ("back", [40, 90, 200])] {
         let d = root.join("photos").join(ty);

@@ -48,7 +48,7 @@ impl Project {
         );
         p.edit("n_epochs: 500", "n_epochs: 3");
         p.edit(
-            "model_type: \"autoencoder\"",
+            "model_type: \"pixel_stats\"",
             &format!("model_type: \"{model_type}\""),
         );
         p
