@@ -119,7 +119,7 @@ pub struct RawRemoveBackground {
     pub onnxruntime: Option<String>,
     /// rembg's mask post-processing (opening, blur, binarisation at 127).
     pub post_process_mask: bool,
-    /// `premultiplied` (rembg's default cut-out) or `putalpha`.
+    /// `premultiplied` (rembg's `naive_cutout`) or `putalpha`.
     pub cutout: String,
     /// Download a missing rembg model on first use, as rembg does (pixal).
     pub download: bool,
