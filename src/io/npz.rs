@@ -207,38 +207,25 @@ pub fn read_input(path: &Path) -> Result<InputData, IoError> {
     } else {
         None
     };
-    let part = if has("part_mask") {
-        let mask: Array1<f32> = npz
-            .by_name("part_mask")
-            .map_err(|e| bad(format!("array `part_mask` (float32, 1-D): {e}")))?;
-        if mask.len() != data.dim().1 {
+    let part = read_part(path)?;
+    if let Some(part) = &part {
+        let (p, c) = (data.dim().1, data.dim().2);
+        if part.mask.len() != p {
             return Err(bad(format!(
-                "`part_mask` has {} pixels but `data` has {} per image",
-                mask.len(),
-                data.dim().1
+                "`part_mask` has {} pixels but `data` has {p} per image",
+                part.mask.len()
             )));
         }
-        let reference = if has("reference") {
-            let r: Array2<f32> = npz
-                .by_name("reference")
-                .map_err(|e| bad(format!("array `reference` (float32, 2-D): {e}")))?;
-            if r.dim() != (data.dim().1, data.dim().2) {
-                return Err(bad(format!(
-                    "`reference` is {}x{} but `data` has {} pixels x {} channels per image",
-                    r.dim().0,
-                    r.dim().1,
-                    data.dim().1,
-                    data.dim().2
-                )));
-            }
-            Some(r)
-        } else {
-            None
-        };
-        Some(PartReference { mask, reference })
-    } else {
-        None
-    };
+        if let Some(r) = &part.reference
+            && r.dim() != (p, c)
+        {
+            return Err(bad(format!(
+                "`reference` is {}x{} but `data` has {p} pixels x {c} channels per image",
+                r.nrows(),
+                r.ncols()
+            )));
+        }
+    }
     Ok(InputData {
         data,
         shape: hw,
@@ -312,6 +299,22 @@ mod tests {
         }));
         write_input(&p, &input).unwrap();
         assert_eq!(read_input(&p).unwrap(), input);
+        // The part mask and reference travel with the data, and alone.
+        input.part = Some(PartReference {
+            mask: Array1::from(vec![1.0, 0.0, 1.0, 1.0, 0.0, 1.0]),
+            reference: Some(Array2::from_shape_fn((6, 2), |(p, c)| (p + c) as f32)),
+        });
+        write_input(&p, &input).unwrap();
+        assert_eq!(read_input(&p).unwrap(), input);
+        assert_eq!(read_part(&p).unwrap(), input.part);
+        // A mask of the wrong size is refused by name.
+        input.part = Some(PartReference {
+            mask: Array1::from(vec![1.0; 5]),
+            reference: None,
+        });
+        write_input(&p, &input).unwrap();
+        let e = read_input(&p).unwrap_err().to_string();
+        assert!(e.contains("part_mask"), "{e}");
     }
 
     /// An `.npy` file: float32, the declared `shape`, and `payload` bytes of data.
