@@ -348,15 +348,26 @@ pub fn quantile(values: &[f32], q: f64) -> f64 {
 /// Euler–Mascheroni constant (the mean of a standard Gumbel law).
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
-/// Location and scale of the Gumbel law with the sample's mean and standard deviation (method
-/// of moments), and its `1 - fpr` quantile.
+/// Location and scale of the Gumbel law fitted to the sample's quartiles, and its `1 - fpr`
+/// quantile. Quartiles, not the mean and standard deviation: one odd training photo (a scratch
+/// nobody saw, a pixel only a few photos cover) must not stretch the law and lift the threshold
+/// over every defect; with fewer than 4 scores the moments are used.
 pub fn gumbel_threshold(scores: &[f64], fpr: f64) -> ((f64, f64), f64) {
-    let n = scores.len().max(1) as f64;
-    let mean = scores.iter().sum::<f64>() / n;
-    let var = scores.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    let beta = var.sqrt() * 6f64.sqrt() / std::f64::consts::PI;
-    let mu = mean - EULER_GAMMA * beta;
-    ((mu, beta), mu - beta * (-(1.0 - fpr).ln()).ln())
+    // The Gumbel quantile function is Q(p) = mu - beta ln(-ln p).
+    let q = |p: f64| -(-p.ln()).ln();
+    let (mu, beta) = if scores.len() >= 4 {
+        let v: Vec<f32> = scores.iter().map(|&x| x as f32).collect();
+        let (q1, q2, q3) = (quantile(&v, 0.25), quantile(&v, 0.5), quantile(&v, 0.75));
+        let beta = (q3 - q1) / (q(0.75) - q(0.25));
+        (q2 - beta * q(0.5), beta)
+    } else {
+        let n = scores.len().max(1) as f64;
+        let mean = scores.iter().sum::<f64>() / n;
+        let var = scores.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        let beta = var.sqrt() * 6f64.sqrt() / std::f64::consts::PI;
+        (mean - EULER_GAMMA * beta, beta)
+    };
+    ((mu, beta), mu + beta * q(1.0 - fpr))
 }
 
 /// Calibrates on the out-of-fold residuals (M, P, C) of good training photos: residual
@@ -622,13 +633,25 @@ mod tests {
 
     #[test]
     fn gumbel_quantile_of_a_known_sample() {
-        // Mean 10, sample sd 2 -> beta = 2 sqrt(6) / pi, mu = 10 - gamma beta.
-        let scores = [8.0, 10.0, 12.0];
-        let ((mu, beta), t) = gumbel_threshold(&scores, 0.02);
+        // Three scores: moments. Mean 10, sample sd 2 -> beta = 2 sqrt(6) / pi.
+        let ((mu, beta), t) = gumbel_threshold(&[8.0, 10.0, 12.0], 0.02);
         let b = 2.0 * 6f64.sqrt() / std::f64::consts::PI;
         assert!((beta - b).abs() < 1e-12);
         assert!((mu - (10.0 - EULER_GAMMA * b)).abs() < 1e-12);
         assert!((t - (mu + b * 3.901_938_2)).abs() < 1e-4, "{t}");
+        // Quartiles of a Gumbel sample give back its law; one wild score does not move it.
+        let (m0, b0) = (5.0, 2.0);
+        let mut sample: Vec<f64> = (1..=99)
+            .map(|i| m0 - b0 * (-(f64::from(i) / 100.0).ln()).ln())
+            .collect();
+        let ((mu, beta), _) = gumbel_threshold(&sample, 0.02);
+        assert!(
+            (mu - m0).abs() < 0.05 && (beta - b0).abs() < 0.05,
+            "{mu} {beta}"
+        );
+        sample[50] = 1e4;
+        let (_, t) = gumbel_threshold(&sample, 0.02);
+        assert!((t - (m0 + b0 * 3.901_938_2)).abs() < 0.3, "{t}");
     }
 
     #[test]
