@@ -158,8 +158,8 @@ fn check_npz_sizes(path: &Path) -> Result<(), IoError> {
     Ok(())
 }
 
-/// Reads an ML input file and checks that its arrays agree with each other.
-pub fn read_input(path: &Path) -> Result<InputData, IoError> {
+/// Opens an npz file whose arrays' declared sizes were checked first, with its entry names.
+fn open_npz(path: &Path) -> Result<(NpzReader<File>, Vec<String>), IoError> {
     let bad = |reason: String| IoError::Npz {
         path: path.to_path_buf(),
         reason,
@@ -171,6 +171,16 @@ pub fn read_input(path: &Path) -> Result<InputData, IoError> {
     })?;
     let mut npz = NpzReader::new(file).map_err(|e| bad(e.to_string()))?;
     let names = npz.names().map_err(|e| bad(e.to_string()))?;
+    Ok((npz, names))
+}
+
+/// Reads an ML input file and checks that its arrays agree with each other.
+pub fn read_input(path: &Path) -> Result<InputData, IoError> {
+    let bad = |reason: String| IoError::Npz {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (mut npz, names) = open_npz(path)?;
     let has = |n: &str| names.iter().any(|x| x == n || x == &format!("{n}.npy"));
     let data: Array3<f32> = npz
         .by_name("data")
@@ -241,12 +251,7 @@ pub fn read_part(path: &Path) -> Result<Option<PartReference>, IoError> {
         path: path.to_path_buf(),
         reason,
     };
-    let file = File::open(path).map_err(|source| IoError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut npz = NpzReader::new(file).map_err(|e| bad(e.to_string()))?;
-    let names = npz.names().map_err(|e| bad(e.to_string()))?;
+    let (mut npz, names) = open_npz(path)?;
     let has = |n: &str| names.iter().any(|x| x == n || x == &format!("{n}.npy"));
     if !has("part_mask") {
         return Ok(None);

@@ -282,6 +282,37 @@ fn npy2_from(bytes: &[u8], path: &Path) -> Result<Array2<f32>, ModelError> {
     Array2::<f32>::read_npy(bytes).map_err(|e| dir_err(path, format!("bad .npy: {e}")))
 }
 
+/// Reads a (P, C) mean and standard deviation pair from a model folder, checked against the
+/// folder's checksums, the model's shape, and for finite values.
+fn read_mean_std(
+    model_dir: &Path,
+    spec: &ModelSpec,
+    mean_file: &str,
+    std_file: &str,
+) -> Result<(Array2<f32>, Array2<f32>), ModelError> {
+    let [p, c] = spec.input_shape;
+    let read = |name: &str| {
+        npy2_from(
+            &read_verified(model_dir, spec, name)?,
+            &model_dir.join(name),
+        )
+    };
+    let (mean, std) = (read(mean_file)?, read(std_file)?);
+    if mean.dim() != (p, c) || std.dim() != (p, c) {
+        return Err(dir_err(
+            model_dir,
+            format!("{mean_file} / {std_file} are not ({p}, {c})"),
+        ));
+    }
+    if mean.iter().chain(std.iter()).any(|v| !v.is_finite()) {
+        return Err(dir_err(
+            model_dir,
+            format!("{mean_file} / {std_file} hold values that are not finite numbers"),
+        ));
+    }
+    Ok((mean, std))
+}
+
 fn npy1_from(bytes: &[u8], path: &Path) -> Result<ndarray::Array1<f32>, ModelError> {
     crate::io::npz::check_npy_size(bytes, path)?;
     ndarray::Array1::<f32>::read_npy(bytes).map_err(|e| dir_err(path, format!("bad .npy: {e}")))
@@ -422,6 +453,15 @@ impl TrainedModel {
                 ),
             ));
         }
+        let mask_path = model_dir.join(PART_MASK_FILE);
+        let m = npy1_from(
+            &read_verified(model_dir, &spec, PART_MASK_FILE)?,
+            &mask_path,
+        )?;
+        if m.len() != p || m.iter().any(|v| !v.is_finite()) {
+            return Err(dir_err(&mask_path, format!("must hold {p} finite values")));
+        }
+        let part_mask = m.to_vec();
         let net = match spec.kind {
             ModelKind::Autoencoder => {
                 let (Some(ac), Some(file)) = (&spec.autoencoder, &spec.weights_file) else {
@@ -438,34 +478,12 @@ impl TrainedModel {
                 let standardizer = match spec.input_normalization {
                     InputNormalization::Scale => None,
                     InputNormalization::Standardize => {
-                        let mean = npy2_from(
-                            &read_verified(model_dir, &spec, INPUT_MEAN_FILE)?,
-                            &model_dir.join(INPUT_MEAN_FILE),
-                        )?;
-                        let std = npy2_from(
-                            &read_verified(model_dir, &spec, INPUT_STD_FILE)?,
-                            &model_dir.join(INPUT_STD_FILE),
-                        )?;
-                        if mean.dim() != (p, c) || std.dim() != (p, c) {
-                            return Err(dir_err(model_dir, "input mean/std arrays are not (P, C)"));
+                        let (mean, std) =
+                            read_mean_std(model_dir, &spec, INPUT_MEAN_FILE, INPUT_STD_FILE)?;
+                        if std.iter().any(|v| *v <= 0.0) {
+                            return Err(dir_err(model_dir, "input std holds values <= 0"));
                         }
-                        if std.iter().any(|v| !(v.is_finite() && *v > 0.0))
-                            || mean.iter().any(|v| !v.is_finite())
-                        {
-                            return Err(dir_err(
-                                model_dir,
-                                "input mean/std hold values that are not finite (or std <= 0)",
-                            ));
-                        }
-                        let mask_path = model_dir.join(PART_MASK_FILE);
-                        let m = npy1_from(
-                            &read_verified(model_dir, &spec, PART_MASK_FILE)?,
-                            &mask_path,
-                        )?;
-                        if m.len() != p {
-                            return Err(dir_err(&mask_path, "part_mask.npy is not (P,)"));
-                        }
-                        let mask = m.to_vec();
+                        let mask = part_mask.clone();
                         Some(Standardizer { mean, std, mask })
                     }
                 };
@@ -475,17 +493,7 @@ impl TrainedModel {
                 )
             }
             ModelKind::PixelStats => {
-                let mean = npy2_from(
-                    &read_verified(model_dir, &spec, MEAN_FILE)?,
-                    &model_dir.join(MEAN_FILE),
-                )?;
-                let std = npy2_from(
-                    &read_verified(model_dir, &spec, STD_FILE)?,
-                    &model_dir.join(STD_FILE),
-                )?;
-                if mean.dim() != (p, c) || std.dim() != (p, c) {
-                    return Err(dir_err(model_dir, "mean/std arrays are not (P, C)"));
-                }
+                let (mean, std) = read_mean_std(model_dir, &spec, MEAN_FILE, STD_FILE)?;
                 Net::PixelStats(PixelStats {
                     mean,
                     std,
@@ -493,18 +501,10 @@ impl TrainedModel {
                 })
             }
         };
-        let mask_path = model_dir.join(PART_MASK_FILE);
-        let m = npy1_from(
-            &read_verified(model_dir, &spec, PART_MASK_FILE)?,
-            &mask_path,
-        )?;
-        if m.len() != p || m.iter().any(|v| !v.is_finite()) {
-            return Err(dir_err(&mask_path, format!("must hold {p} finite values")));
-        }
         Ok(TrainedModel {
             spec,
             net,
-            part_mask: Some(m.to_vec()),
+            part_mask: Some(part_mask),
             calibration: Some(calibration),
         })
     }
