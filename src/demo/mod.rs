@@ -209,6 +209,7 @@ fn material(ty: usize, u: f32, v: f32, defect: Option<&Defect>) -> Option<[f32; 
     Some(c)
 }
 
+/// Distance from `p` to the segment `a`-`b` (both demo generators draw scratches with it).
 fn dist_to_segment(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let len2 = dx * dx + dy * dy;

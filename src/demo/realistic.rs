@@ -471,7 +471,7 @@ impl Canvas {
         self.paint(|u, v| {
             let d = line
                 .windows(2)
-                .map(|s| dist_to_segment((u, v), s[0], s[1]))
+                .map(|s| super::dist_to_segment((u, v), s[0], s[1]))
                 .fold(f32::MAX, f32::min);
             (hw + 0.5 - d).clamp(0.0, 1.0) * peak
         });
@@ -513,17 +513,6 @@ impl Canvas {
     fn opacity_sum(&self) -> f32 {
         self.opacity.iter().sum()
     }
-}
-
-fn dist_to_segment(p: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
-    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-    let len2 = dx * dx + dy * dy;
-    let t = if len2 > 0.0 {
-        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    ((p.0 - a.0 - t * dx).powi(2) + (p.1 - a.1 - t * dy).powi(2)).sqrt()
 }
 
 fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
@@ -1064,39 +1053,14 @@ fn gaussian(rng: &mut Rng) -> f32 {
     (sum as f32 - 4.0 * 32767.5) * (3.0f32.sqrt() / 65536.0)
 }
 
-/// Separable Gaussian blur in place (edges clamped).
+/// Separable Gaussian blur in place (edges clamped), channel by channel, with the shared
+/// float blur.
 fn gaussian_blur(buf: &mut [[f32; 3]], w: usize, h: usize, sigma: f32) {
-    let r = (3.0 * sigma).ceil() as isize;
-    let k: Vec<f32> = (-r..=r)
-        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
-        .collect();
-    let sum: f32 = k.iter().sum();
-    let k: Vec<f32> = k.iter().map(|v| v / sum).collect();
-    let mut tmp = vec![[0f32; 3]; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let mut a = [0f32; 3];
-            for (j, kv) in k.iter().enumerate() {
-                let xx = (x as isize + j as isize - r).clamp(0, w as isize - 1) as usize;
-                let p = buf[y * w + xx];
-                for c in 0..3 {
-                    a[c] += kv * p[c];
-                }
-            }
-            tmp[y * w + x] = a;
-        }
-    }
-    for y in 0..h {
-        for x in 0..w {
-            let mut a = [0f32; 3];
-            for (j, kv) in k.iter().enumerate() {
-                let yy = (y as isize + j as isize - r).clamp(0, h as isize - 1) as usize;
-                let p = tmp[yy * w + x];
-                for c in 0..3 {
-                    a[c] += kv * p[c];
-                }
-            }
-            buf[y * w + x] = a;
+    for c in 0..3 {
+        let ch: Vec<f32> = buf.iter().map(|p| p[c]).collect();
+        let blurred = crate::preprocess::blur::gaussian_blur(&ch, (h, w), sigma);
+        for (p, v) in buf.iter_mut().zip(blurred) {
+            p[c] = v;
         }
     }
 }
