@@ -98,4 +98,28 @@ fn training_photos_and_a_shifted_one_are_good_with_no_edge_band() {
         let (h, w) = map.dim();
         assert_eq!(map[[h - 1, w - 1]], 0.0);
     }
+
+    // A defective photo misses the MSE gate against every reference (the defect does not line
+    // up with anything): validate tries at most `max_references` of them (shipped 5), then
+    // uses the best alignment with a warning, and the defect is found.
+    common::edit_params(root, "max_references: 5 ", "max_references: 3 ");
+    let bad = root.join("bad/front");
+    std::fs::create_dir_all(&bad).unwrap();
+    let mut defect = first.clone();
+    let (w, h) = defect.dimensions();
+    for y in h / 2 - 12..h / 2 + 12 {
+        for x in w / 2 - 20..w / 2 + 20 {
+            defect.put_pixel(x, y, image::Rgb([10, 10, 10]));
+        }
+    }
+    defect.save(bad.join("blob.png")).unwrap();
+    let (code, err) = pixal(root, &["validate", "-i", "bad", "-o", "bad_out"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("any of 3 references"), "{err}");
+    assert!(!err.contains("[3]"), "{err}");
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("bad_out/front/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(s["images"][0]["verdict"], "anomalous", "{s}");
 }

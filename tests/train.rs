@@ -340,7 +340,7 @@ fn cli_trains_every_type_from_make_input_output() {
     let text = std::fs::read_to_string(&pf)
         .unwrap()
         .replacen(
-            "autoencoder_architecture: [512, 256, 128, 64]",
+            "autoencoder_architecture: [32]",
             "autoencoder_architecture: [16, 8]",
             1,
         )

@@ -43,7 +43,7 @@ impl Project {
         let p = Project { dir };
         p.edit("method: auto ", "method: classical ");
         p.edit(
-            "autoencoder_architecture: [512, 256, 128, 64]",
+            "autoencoder_architecture: [32]",
             "autoencoder_architecture: [16, 8]",
         );
         p.edit("n_epochs: 500", "n_epochs: 3");
@@ -261,7 +261,7 @@ fn killed_retrain_leaves_the_previous_model_whole_and_the_next_run_cleans_up() {
     // A long autoencoder retrain, killed once it has written a checkpoint of new weights.
     p.edit("model_type: \"pixel_stats\"", "model_type: \"autoencoder\"");
     p.edit("n_epochs: 3", "n_epochs: 1000000");
-    p.edit("patience: 30", "patience: 1000000");
+    p.edit("patience: 10 ", "patience: 1000000 ");
     let mut child = pixal()
         .current_dir(p.path())
         .args(["-q", "train"])

@@ -214,7 +214,10 @@ pub fn read_alignment_csv(path: &Path) -> anyhow::Result<Vec<AlignmentRow>> {
 
 /// The training images of a type as candidate references for validation: the training
 /// reference first (the `alignment.csv` row aligned to itself), then the other aligned training
-/// images in file order, each read from disk only if it is needed.
+/// images in file order, each read from disk only if it is needed, at most
+/// `alignment.max_references` of them. The cap matters for speed: a defective photo misses the
+/// MSE gate against every reference (its defect does not line up with anything), and trying
+/// all 60 training images of a type for each such photo took most of validate's time.
 pub fn training_references(
     cfg: &Config,
     ty: Option<&str>,
@@ -241,6 +244,9 @@ pub fn training_references(
             .filter(|r| r.image != first.image)
             .map(|r| r.image.clone()),
     );
+    if let Some(max) = cfg.params.preprocessing.alignment.max_references {
+        names.truncate(max);
+    }
     let mut set = ReferenceSet::new();
     for name in names {
         let path = dir.join(&name);

@@ -899,11 +899,13 @@ fn compute_metrics(images: &[ImageResult], gts: &[GroundTruth]) -> Metrics {
         let pred = usize::from(r.verdict == "anomalous");
         confusion[truth][pred] += 1;
     }
+    // Both pixel curves from one sort of the (millions of) photo pixels.
+    let (px_roc, px_pr) = metrics::curves(&px_scores, &px_labels);
     Metrics {
         image_auroc: metrics::auroc(&scores, &labels),
-        pixel_auroc: metrics::auroc(&px_scores, &px_labels),
+        pixel_auroc: px_roc.as_deref().map(metrics::area_under_roc),
         aupro_0_3: metrics::aupro(&masks, 0.3),
-        pixel_f1_max: metrics::f1_max(&px_scores, &px_labels).map(|x| x.0),
+        pixel_f1_max: px_pr.as_deref().and_then(metrics::best_f1).map(|x| x.0),
         image_f1_max: metrics::f1_max(&scores, &labels).map(|x| x.0),
         masks_found: gts.iter().filter(|g| g.found).count(),
         confusion,

@@ -51,7 +51,7 @@ pub const USUALLY_CHANGED: [(&str, &str); 10] = [
     ),
     (
         "model_training.autoencoder_architecture",
-        "smaller (e.g. [256, 64]) for small images or few photos",
+        "[32] trains fast and scored as well as the original's [512, 256, 128, 64] on the benchmark",
     ),
     (
         "model_training.n_epochs",

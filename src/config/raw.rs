@@ -171,6 +171,9 @@ pub struct RawAlignment {
     /// pixal only: refine each homography to sub-pixel accuracy on the image intensities
     /// (kept only when it scores a higher SSIM).
     pub refine: bool,
+    /// pixal only: at most this many training images are tried as references for a validation
+    /// photo (the training reference first); null tries them all, as the original did.
+    pub max_references: Option<i64>,
 }
 
 impl Default for RawAlignment {
@@ -185,6 +188,7 @@ impl Default for RawAlignment {
             min_good_matches: 20,
             n_features: 4000,
             refine: true,
+            max_references: None,
         }
     }
 }

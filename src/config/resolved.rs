@@ -129,6 +129,9 @@ pub struct Alignment {
     pub n_features: usize,
     /// Sub-pixel intensity refinement of each homography (pixal only).
     pub refine: bool,
+    /// Training images tried as references for a validation photo, the training reference
+    /// first (None: all of them, the original's behaviour; pixal only).
+    pub max_references: Option<usize>,
 }
 
 /// Settings of make_input.
@@ -483,6 +486,10 @@ impl Parameters {
                 )?,
                 n_features: cx.count("preprocessing.alignment.n_features", a.n_features, 100)?,
                 refine: a.refine,
+                max_references: a
+                    .max_references
+                    .map(|v| cx.count("preprocessing.alignment.max_references", v, 1))
+                    .transpose()?,
             },
             save_metrics: p.save_metrics,
             save_overlays: p.save_overlays,
@@ -905,7 +912,9 @@ mod tests {
             (2, 5, 15)
         );
         let m = &p.model_training;
-        assert_eq!(m.autoencoder_architecture, vec![512, 256, 128, 64]);
+        assert_eq!(p.preprocessing.alignment.max_references, Some(5));
+        assert_eq!(m.autoencoder_architecture, vec![32]);
+        assert_eq!(m.patience, 10);
         assert_eq!(m.loss_function, LossFunction::Huber);
         assert_eq!(m.regularization, Regularization::L2);
         assert_eq!(m.input_normalization, InputNormalization::Standardize);
@@ -999,6 +1008,11 @@ mod tests {
         let p = parse("preprocessing:\n  alignment:\n    knn_ratio: 0.7\n").unwrap();
         assert_eq!(p.preprocessing.alignment.n_features, 4000);
         assert!(p.preprocessing.alignment.refine);
+        // Without the key every training image is a candidate reference, as in the original.
+        assert_eq!(p.preprocessing.alignment.max_references, None);
+        let p = parse("preprocessing:\n  alignment:\n    max_references: 2\n").unwrap();
+        assert_eq!(p.preprocessing.alignment.max_references, Some(2));
+        assert!(parse("preprocessing:\n  alignment:\n    max_references: 0\n").is_err());
         let p = parse("preprocessing:\n  alignment:\n    n_features: 800\n    refine: False\n")
             .unwrap();
         assert_eq!(p.preprocessing.alignment.n_features, 800);
