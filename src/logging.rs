@@ -76,7 +76,20 @@ pub fn close_log_file() {
 /// A progress bar for `len` items, drawn below the log lines; hidden with `-q` or when stderr is
 /// not a terminal.
 pub fn progress(len: u64, message: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
+    let bar = styled_bar(len, message);
+    match LOGGER.get() {
+        Some(l) if !l.quiet => l.bars.add(bar),
+        _ => bar,
+    }
+}
+
+/// The bar of [`progress`] before it is attached. It starts hidden: `ProgressBar::new` draws
+/// to stderr, and setting the message drew a first frame ("0/20") straight onto the terminal,
+/// behind the bar area's back, where nothing ever cleared it.
+fn styled_bar(len: u64, message: &str) -> ProgressBar {
+    // Cleared when dropped unfinished (a stage that fails), instead of left frozen on screen.
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden())
+        .with_finish(indicatif::ProgressFinish::AndClear);
     // The whole message (type names are not cut), and the rate rounded to what a person reads.
     let style = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {rate} eta {eta}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -94,13 +107,7 @@ pub fn progress(len: u64, message: &str) -> ProgressBar {
         .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(message.to_string());
-    match LOGGER.get() {
-        Some(l) if !l.quiet => l.bars.add(bar),
-        _ => {
-            bar.set_draw_target(ProgressDrawTarget::hidden());
-            bar
-        }
-    }
+    bar
 }
 
 impl Log for Logger {
