@@ -7,7 +7,8 @@
 //! `#[inline(always)]`: inlined into that function, they are compiled (vectorised) for its
 //! instructions, so the same source serves every set.
 //!
-//! [`dispatch!`] picks between a token's version and the plain one.
+//! `run!` runs a kernel with a token; `dispatch!` picks between a token's version and the
+//! plain one.
 
 /// Defines a token type for one set of target features: `detect` checks the CPU for every
 /// feature in the list, `run` calls a closure compiled with the features enabled.
@@ -31,9 +32,11 @@ macro_rules! features {
                 None
             }
 
-            /// Runs `f` compiled with the instructions enabled. What `f` calls is compiled for
-            /// them only when inlined into it, so kernels run this way are `#[inline(always)]`;
-            /// each closure should be used once, so the compiler inlines it here too.
+            /// Runs `f` compiled with the instructions enabled. Code is compiled for them only
+            /// once inlined here, so the kernel `f` calls is `#[inline(always)]` and so is `f`
+            /// itself: `run!` and `dispatch!` write the closure that way. A plain closure is
+            /// optimised on its own first, for the baseline, and only then inlined: the dense
+            /// kernel's register tiles were then kept on the stack.
             #[inline]
             pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
                 #[cfg(target_arch = "x86_64")]
@@ -81,13 +84,24 @@ features!(
     ["avx512f", "avx2", "fma"]
 );
 
+/// `run!(token, kernel(args))` runs `kernel(args)` compiled for the token's instructions,
+/// through an `#[inline(always)]` closure (see `run` of the token types for why).
+macro_rules! run {
+    ($token:expr, $call:expr) => {
+        $token.run(
+            #[inline(always)]
+            || $call,
+        )
+    };
+}
+pub(crate) use run;
+
 /// `dispatch!(token, kernel(args))` runs `kernel(args)` compiled for the token's instructions
-/// when `token` (an `Option` from `detect`) is `Some`, and as built otherwise. The call is
-/// written into two closures on purpose: each is used once, so it is inlined where it runs.
+/// when `token` (an `Option` from `detect`) is `Some`, and as built otherwise.
 macro_rules! dispatch {
     ($token:expr, $call:expr) => {
         match $token {
-            Some(features) => features.run(|| $call),
+            Some(features) => $crate::simd::run!(features, $call),
             None => $call,
         }
     };

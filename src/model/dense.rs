@@ -26,7 +26,7 @@ use burn::tensor::{DType, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use crate::simd::{Avx2Fma, Avx512};
+use crate::simd::{self, Avx2Fma, Avx512};
 
 /// Backends with a dense-layer op.
 pub trait DenseBackend: Backend {
@@ -391,11 +391,13 @@ pub fn xw_plus_b_with(
         .par_iter()
         .map(|&j0| {
             let mut acc = vec![0.0f32; m * FWD_COLS.min(n - j0)];
-            // One closure per arm: each is used once, so it is inlined into the token's
-            // target-feature function and the kernel compiled for its instructions.
             match simd {
-                Simd::Avx512(cpu) => cpu.run(|| fwd_cols::<true>(&xt, m, k, w, n, b, j0, &mut acc)),
-                Simd::Avx2(cpu) => cpu.run(|| fwd_cols::<true>(&xt, m, k, w, n, b, j0, &mut acc)),
+                Simd::Avx512(cpu) => {
+                    simd::run!(cpu, fwd_cols::<true>(&xt, m, k, w, n, b, j0, &mut acc))
+                }
+                Simd::Avx2(cpu) => {
+                    simd::run!(cpu, fwd_cols::<true>(&xt, m, k, w, n, b, j0, &mut acc))
+                }
                 Simd::Baseline => fwd_cols::<false>(&xt, m, k, w, n, b, j0, &mut acc),
             }
             acc
@@ -462,8 +464,8 @@ pub fn at_b_with(simd: Simd, a: &[f32], m: usize, k: usize, g: &[f32], n: usize)
         .for_each(|(c, chunk)| {
             let i0 = c * GRAD_ROWS;
             match simd {
-                Simd::Avx512(cpu) => cpu.run(|| grad_rows::<true>(&at, m, g, n, i0, chunk)),
-                Simd::Avx2(cpu) => cpu.run(|| grad_rows::<true>(&at, m, g, n, i0, chunk)),
+                Simd::Avx512(cpu) => simd::run!(cpu, grad_rows::<true>(&at, m, g, n, i0, chunk)),
+                Simd::Avx2(cpu) => simd::run!(cpu, grad_rows::<true>(&at, m, g, n, i0, chunk)),
                 Simd::Baseline => grad_rows::<false>(&at, m, g, n, i0, chunk),
             }
         });
