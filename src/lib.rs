@@ -25,6 +25,7 @@ pub mod model;
 pub mod preprocess;
 pub mod report;
 pub mod rng;
+pub mod simd;
 
 /// The version of this tool, recorded in every metadata file it writes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -19,17 +19,10 @@ use pixal::preprocess::align::{
 use pixal::preprocess::homography::{Homography, SplitMix64, compose, corner_error};
 use pixal::preprocess::ssim::{mse, ssim};
 
-fn real_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real")
-}
-
-/// The real fixture photo, or `None` (with a note) where the shared fixtures are absent.
+/// The real fixture photo, or `None` where the shared fixtures are absent and not required
+/// (see [`common::real_fixture`]).
 fn load_real(name: &str) -> Option<RgbaImage> {
-    let p = real_dir().join(name);
-    if !p.exists() {
-        eprintln!("{} missing: real-photo test skipped", p.display());
-        return None;
-    }
+    let p = common::real_fixture(name)?;
     Some(pixal::io::image::load_rgba8(&p).unwrap())
 }
 

@@ -445,23 +445,19 @@ print('numpy ok', z['data'].max())\n";
 
 #[test]
 fn make_input_on_the_real_photo() {
-    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real");
-    let rembg = real.join("flex_f1_front_rembg.png");
-    if !rembg.exists() {
-        eprintln!("skipped: {} not present", rembg.display());
+    let (Some(raw), Some(rembg)) = (
+        common::real_fixture("flex_f1_front_raw.jpg"),
+        common::real_fixture("flex_f1_front_rembg.png"),
+    ) else {
         return;
-    }
+    };
     let p = Project::new();
     let d = p.path().join("component/F1_Front");
     std::fs::create_dir_all(&d).unwrap();
     for i in 0..3 {
         std::fs::copy(&rembg, d.join(format!("photo_{i}.png"))).unwrap();
     }
-    std::fs::copy(
-        real.join("flex_f1_front_raw.jpg"),
-        p.path().join("component/raw.jpg"),
-    )
-    .unwrap();
+    std::fs::copy(&raw, p.path().join("component/raw.jpg")).unwrap();
     let (code, _, err) = p.run(&["make_input", "-i", "component"]);
     assert_eq!(code, 0, "{err}");
     let data = read_npz(&p.component().join("F1_Front/out.npz"));

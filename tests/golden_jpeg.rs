@@ -11,6 +11,8 @@
 //! To regenerate after changing the fixtures: `cargo test --release --test golden_jpeg --
 //! --ignored write_fixtures`, then `python3 tests/golden/make_jpeg_golden.py`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use image::DynamicImage;
@@ -243,7 +245,8 @@ impl Dims for DynamicImage {
 }
 
 /// The real microscope photo (1920x1080, from a camera) decodes to PIL's pixels: same SHA-256
-/// of the RGB bytes. Skipped when the shared fixtures are not next to the crate.
+/// of the RGB bytes. Skipped when the shared fixtures are not next to the crate (failed where
+/// `PIXAL_REQUIRE_FIXTURES` is set).
 #[test]
 fn real_photo_decodes_to_pils_pixels() {
     let text = std::fs::read_to_string(golden_dir().join("real_fixture.txt")).unwrap();
@@ -253,13 +256,9 @@ fn real_photo_decodes_to_pils_pixels() {
     else {
         panic!("real_fixture.txt: expected `<file> <sha256> <width> <height>`");
     };
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/real")
-        .join(file);
-    if !p.exists() {
-        println!("note: {} not found, test skipped", p.display());
+    let Some(p) = common::real_fixture(file) else {
         return;
-    }
+    };
     let img = load_rgb8(&p).unwrap();
     assert_eq!(
         (img.width().to_string(), img.height().to_string()),

@@ -1,7 +1,10 @@
 //! Integration tests for `pixal::io::image`: loading every supported format, bit depth and
 //! colour type with value checks, EXIF orientation, CMYK, bad and hostile files, listing
 //! folders and atomic PNG saving. Every fixture is generated inside a temporary folder,
-//! except the two real photos under `../shared/fixtures/real/` (skipped when absent).
+//! except the two real photos under `../shared/fixtures/real/` (skipped when absent, failed
+//! when absent and `PIXAL_REQUIRE_FIXTURES` is set).
+
+mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -190,19 +193,6 @@ fn assert_err_mentions(err: &IoError, path: &Path, words: &[&str]) {
             msg.to_lowercase().contains(&w.to_lowercase()),
             "error lacks {w:?}: {msg}"
         );
-    }
-}
-
-fn real_fixture(name: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(format!(
-        "{}/../shared/fixtures/real/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ));
-    if p.exists() {
-        Some(p)
-    } else {
-        println!("note: {} not found, test skipped", p.display());
-        None
     }
 }
 
@@ -1015,7 +1005,7 @@ fn loading_never_modifies_inputs() {
     );
     add("text.jpg", b"not an image".to_vec());
     add("empty.png", Vec::new());
-    let real = real_fixture("flex_f1_front_raw.jpg");
+    let real = common::real_fixture("flex_f1_front_raw.jpg");
 
     for (p, _) in &files {
         let _ = load_rgb8(p);
@@ -1117,7 +1107,7 @@ fn save_png_to_unwritable_place_is_write_error() {
 
 #[test]
 fn real_jpeg_photo() {
-    let Some(p) = real_fixture("flex_f1_front_raw.jpg") else {
+    let Some(p) = common::real_fixture("flex_f1_front_raw.jpg") else {
         return;
     };
     let img = load_rgb8(&p).unwrap();
@@ -1156,7 +1146,7 @@ fn real_jpeg_photo() {
 
 #[test]
 fn real_rembg_png_has_alpha() {
-    let Some(p) = real_fixture("flex_f1_front_rembg.png") else {
+    let Some(p) = common::real_fixture("flex_f1_front_rembg.png") else {
         return;
     };
     let img = load_rgba8(&p).unwrap();

@@ -206,15 +206,12 @@ fn iou(a: &GrayImage, b: &[bool]) -> f64 {
 
 #[test]
 fn classical_matches_rembg_on_the_real_photo() {
-    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real");
-    let (raw, reference) = (
-        real.join("flex_f1_front_raw.jpg"),
-        real.join("flex_f1_front_rembg.png"),
-    );
-    if !raw.exists() || !reference.exists() {
-        eprintln!("skipped: {} not present", real.display());
+    let (Some(raw), Some(reference)) = (
+        common::real_fixture("flex_f1_front_raw.jpg"),
+        common::real_fixture("flex_f1_front_rembg.png"),
+    ) else {
         return;
-    }
+    };
     let photo = pixal::io::image::load_rgb8(&raw).unwrap();
     let alpha: Vec<bool> = pixal::io::image::load_rgba8(&reference)
         .unwrap()
@@ -544,8 +541,7 @@ fn remove_bg_onnx_through_the_command() {
 #[test]
 #[ignore]
 fn stage_timings() {
-    let raw =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real/flex_f1_front_raw.jpg");
+    let raw = common::real_fixtures_dir().join("flex_f1_front_raw.jpg");
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
     let mut rows = Vec::new();
     for _ in 0..3 {

@@ -419,3 +419,59 @@ fn cli_trains_every_type_from_make_input_output() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("make_input"), "{err}");
 }
+
+/// `device: cuda` where CUDA cannot be used is a configuration error, never a panic: exit 2
+/// with one message naming the key (and, in a build without the `cuda` feature, the feature to
+/// build with), before any type reads its data, so no model is written. Where a CUDA build
+/// finds a driver (a GPU machine, or a driver without a GPU) the run may train or fail, but
+/// still never with a panic (exit 101).
+#[test]
+fn cli_device_cuda_without_cuda_is_a_clear_error() {
+    use pixal::model::device::{CUDA_BUILT, driver_library_present};
+    let tmp = common::temp_project();
+    let root = tmp.path();
+    common::edit_params(
+        root,
+        "autoencoder_architecture: [512, 256, 128, 64]",
+        "autoencoder_architecture: [16, 8]",
+    );
+    common::edit_params(root, "n_epochs: 500", "n_epochs: 2");
+    common::edit_params(
+        root,
+        "model_type: \"pixel_stats\"",
+        "model_type: \"autoencoder\"",
+    );
+    common::edit_params(root, "device: \"auto\"", "device: \"cuda\"");
+    let d = root.join("photos/front");
+    std::fs::create_dir_all(&d).unwrap();
+    for i in 0..4 {
+        part_image(i, [200, 60, 40])
+            .save(d.join(format!("img_{i}.png")))
+            .unwrap();
+    }
+    let (code, err) = run(root, &["make_input", "-i", "photos"]);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, err) = run(root, &["train"]);
+    assert_ne!(code, 101, "pixal panicked:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    if CUDA_BUILT && driver_library_present() {
+        // The probe decides; either way the answer is not a crash.
+        assert!(code == 0 || code == 2, "exit {code}:\n{err}");
+        return;
+    }
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("model_training.device") && err.contains("parameters.yaml"),
+        "{err}"
+    );
+    if CUDA_BUILT {
+        assert!(err.contains("driver"), "{err}");
+    } else {
+        assert!(err.contains("--features cuda"), "{err}");
+    }
+    // One message for the run, not one per type, and nothing trained.
+    assert_eq!(err.matches("model_training.device").count(), 1, "{err}");
+    let comp = root.join("out/Data_set_R0_Triplet_Data_F1_2ps_6var");
+    assert!(!comp.join("front/model").exists());
+}

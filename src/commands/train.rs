@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::{Summary, UsageError};
 use crate::config::Config;
-use crate::model::{ModelKind, train_npz};
+use crate::config::resolved::{ModelType, TrainDevice};
+use crate::model::{ModelKind, device, train_npz};
 
 /// One model to train: its type (None in one-hot mode), its npz, and make_input's metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,11 +27,31 @@ pub fn run(cfg: &Config, input: Option<&Path>) -> anyhow::Result<Summary> {
         Some(dir) => jobs_from_dir(cfg, dir)?,
         None => default_jobs(cfg)?,
     };
+    check_device(cfg)?;
     let mut summary = Summary::new("train");
     for job in &jobs {
         train_one(cfg, job, &mut summary);
     }
     Ok(summary)
+}
+
+/// Fails the run once, as a configuration error (exit 2), when the autoencoder is asked to
+/// train on a device this build or machine cannot use: a build without the `cuda` feature, or
+/// no usable GPU. Checked before any data is read; otherwise every type would read its npz and
+/// then fail alone with the same message. `auto` never fails (it falls back to the CPU), and
+/// pixel_stats trains no network.
+fn check_device(cfg: &Config) -> anyhow::Result<()> {
+    let m = &cfg.params.model_training;
+    if m.model_type != ModelType::Autoencoder || m.device != TrainDevice::Cuda {
+        return Ok(());
+    }
+    device::select(m.device).map_err(|e| {
+        UsageError(format!(
+            "{}: {e}",
+            cfg.dir.join("parameters.yaml").display()
+        ))
+    })?;
+    Ok(())
 }
 
 fn file_name(cfg: &Config) -> &str {

@@ -120,3 +120,28 @@ fn read(path: &Path) -> Result<String, ConfigError> {
         source,
     })
 }
+
+/// The original's configuration file `name` from `../shared/reference/original_configs`, for
+/// the tests that check it is accepted unchanged: `None` (the test skips, with a note) when it
+/// is absent, unless `PIXAL_REQUIRE_FIXTURES` is set (to anything but empty or `0`, as `.ci/run`
+/// does), where a missing file fails the test naming the path.
+#[cfg(test)]
+pub(crate) fn original_config(name: &str) -> Option<(PathBuf, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/reference/original_configs")
+        .join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some((path, text)),
+        Err(e) => {
+            let required =
+                std::env::var("PIXAL_REQUIRE_FIXTURES").is_ok_and(|v| !v.is_empty() && v != "0");
+            assert!(
+                !required,
+                "{}: {e}, and PIXAL_REQUIRE_FIXTURES is set",
+                path.display()
+            );
+            eprintln!("skipped: {} not readable: {e}", path.display());
+            None
+        }
+    }
+}

@@ -950,15 +950,10 @@ mod tests {
 
     #[test]
     fn original_file_is_accepted_unchanged() {
-        let original = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/reference/original_configs/parameters.yaml"
-        );
-        let Ok(text) = std::fs::read_to_string(original) else {
-            eprintln!("skipped: {original} not present");
+        let Some((original, text)) = crate::config::original_config("parameters.yaml") else {
             return;
         };
-        let p = Parameters::from_yaml(&text, Path::new(original)).unwrap();
+        let p = Parameters::from_yaml(&text, &original).unwrap();
         assert!((p.model_training.learning_rate - 1e-4).abs() < 1e-12);
         assert_eq!(p.experiment_name, "Test_Experiment");
         assert!(!p.preprocessing.alignment.apply_alignment);

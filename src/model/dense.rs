@@ -26,6 +26,8 @@ use burn::tensor::{DType, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
+use crate::simd::{self, Avx2Fma, Avx512};
+
 /// Backends with a dense-layer op.
 pub trait DenseBackend: Backend {
     /// `x (m, k) @ w (k, n) + b (n)`.
@@ -179,22 +181,11 @@ impl DenseBackend for Flex {
     }
 }
 
-/// `a * b + c`, fused when the CPU has FMA (the caller's target features decide).
+/// `a * b + c`, fused when `FMA` (only kernels run with an FMA token set it: without the
+/// instruction, `mul_add` is a slow library call).
 #[inline(always)]
 fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA { a.mul_add(b, c) } else { a * b + c }
-}
-
-/// Whether the AVX2+FMA versions can run here.
-fn has_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// Output rows per parallel task in the weight-gradient kernel.
@@ -266,17 +257,6 @@ fn grad_rows<const FMA: bool>(
             out[r * n + j] = acc;
         }
     }
-}
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn grad_rows_avx2(at: &[f32], m: usize, g: &[f32], n: usize, i0: usize, out: &mut [f32]) {
-    grad_rows::<true>(at, m, g, n, i0, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn grad_rows_avx512(at: &[f32], m: usize, g: &[f32], n: usize, i0: usize, out: &mut [f32]) {
-    grad_rows::<true>(at, m, g, n, i0, out)
 }
 
 /// Output columns per parallel task of the forward kernel.
@@ -385,45 +365,13 @@ fn fwd_tile<const FMA: bool, const R: usize>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn fwd_cols_avx2(
-    xt: &[f32],
-    m: usize,
-    k: usize,
-    w: &[f32],
-    n: usize,
-    b: &[f32],
-    j0: usize,
-    acc: &mut [f32],
-) {
-    fwd_cols::<true>(xt, m, k, w, n, b, j0, acc)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn fwd_cols_avx512(
-    xt: &[f32],
-    m: usize,
-    k: usize,
-    w: &[f32],
-    n: usize,
-    b: &[f32],
-    j0: usize,
-    acc: &mut [f32],
-) {
-    fwd_cols::<true>(xt, m, k, w, n, b, j0, acc)
-}
-
 /// `x (m, k) @ w (k, n) + b (n)` for small m: each task computes a block of output columns,
 /// streaming those columns of `w` once while all m rows accumulate in cache.
 pub fn xw_plus_b(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, b: &[f32]) -> Vec<f32> {
-    xw_plus_b_with(best_simd(), x, m, k, w, n, b)
+    xw_plus_b_with(Simd::best(), x, m, k, w, n, b)
 }
 
-/// [`xw_plus_b`] with a given instruction set (which must be available).
+/// [`xw_plus_b`] with a given instruction set ([`Simd::supported`] lists this CPU's).
 pub fn xw_plus_b_with(
     simd: Simd,
     x: &[f32],
@@ -444,13 +392,13 @@ pub fn xw_plus_b_with(
         .map(|&j0| {
             let mut acc = vec![0.0f32; m * FWD_COLS.min(n - j0)];
             match simd {
-                // SAFETY: callers pass only instruction sets this CPU has (best_simd checks).
-                #[cfg(target_arch = "x86_64")]
-                Simd::Avx512 => unsafe { fwd_cols_avx512(&xt, m, k, w, n, b, j0, &mut acc) },
-                // SAFETY: as above.
-                #[cfg(target_arch = "x86_64")]
-                Simd::Avx2 => unsafe { fwd_cols_avx2(&xt, m, k, w, n, b, j0, &mut acc) },
-                _ => fwd_cols::<false>(&xt, m, k, w, n, b, j0, &mut acc),
+                Simd::Avx512(cpu) => {
+                    simd::run!(cpu, fwd_cols::<true>(&xt, m, k, w, n, b, j0, &mut acc))
+                }
+                Simd::Avx2(cpu) => {
+                    simd::run!(cpu, fwd_cols::<true>(&xt, m, k, w, n, b, j0, &mut acc))
+                }
+                Simd::Baseline => fwd_cols::<false>(&xt, m, k, w, n, b, j0, &mut acc),
             }
             acc
         })
@@ -464,39 +412,47 @@ pub fn xw_plus_b_with(
     out
 }
 
-/// Instruction sets the kernel has versions for.
+/// Instruction sets the kernels have versions for. The AVX variants carry the token that
+/// detection makes, so a value names only a set this CPU runs and the kernels stay safe to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Simd {
     /// Whatever the build targets (SSE2 on x86-64).
     Baseline,
     /// AVX2 with FMA.
-    Avx2,
+    Avx2(Avx2Fma),
     /// AVX-512F.
-    Avx512,
+    Avx512(Avx512),
 }
 
-/// The best version this CPU runs.
-pub fn best_simd() -> Simd {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_fma() && std::is_x86_feature_detected!("avx512f") {
-            return Simd::Avx512;
+impl Simd {
+    /// The best version this CPU runs.
+    pub fn best() -> Simd {
+        if let Some(cpu) = Avx512::detect() {
+            return Simd::Avx512(cpu);
         }
-        if has_fma() {
-            return Simd::Avx2;
+        if let Some(cpu) = Avx2Fma::detect() {
+            return Simd::Avx2(cpu);
         }
+        Simd::Baseline
     }
-    Simd::Baseline
+
+    /// Every version this CPU runs, baseline first.
+    pub fn supported() -> Vec<Simd> {
+        let mut all = vec![Simd::Baseline];
+        all.extend(Avx2Fma::detect().map(Simd::Avx2));
+        all.extend(Avx512::detect().map(Simd::Avx512));
+        all
+    }
 }
 
 /// `a^T (k, m) @ g (m, n)` for small m (the weight gradient of a dense layer with input `a`
 /// (m, k) and output gradient `g` (m, n)): rows of the result are written once each, in blocks
 /// whose slice of `g` stays in cache.
 pub fn at_b(a: &[f32], m: usize, k: usize, g: &[f32], n: usize) -> Vec<f32> {
-    at_b_with(best_simd(), a, m, k, g, n)
+    at_b_with(Simd::best(), a, m, k, g, n)
 }
 
-/// [`at_b`] with a given instruction set (which must be available).
+/// [`at_b`] with a given instruction set ([`Simd::supported`] lists this CPU's).
 pub fn at_b_with(simd: Simd, a: &[f32], m: usize, k: usize, g: &[f32], n: usize) -> Vec<f32> {
     let at = transpose(a, m, k);
     let mut out = vec![0.0f32; k * n];
@@ -508,13 +464,9 @@ pub fn at_b_with(simd: Simd, a: &[f32], m: usize, k: usize, g: &[f32], n: usize)
         .for_each(|(c, chunk)| {
             let i0 = c * GRAD_ROWS;
             match simd {
-                // SAFETY: callers pass only instruction sets this CPU has (best_simd checks).
-                #[cfg(target_arch = "x86_64")]
-                Simd::Avx512 => unsafe { grad_rows_avx512(&at, m, g, n, i0, chunk) },
-                // SAFETY: as above.
-                #[cfg(target_arch = "x86_64")]
-                Simd::Avx2 => unsafe { grad_rows_avx2(&at, m, g, n, i0, chunk) },
-                _ => grad_rows::<false>(&at, m, g, n, i0, chunk),
+                Simd::Avx512(cpu) => simd::run!(cpu, grad_rows::<true>(&at, m, g, n, i0, chunk)),
+                Simd::Avx2(cpu) => simd::run!(cpu, grad_rows::<true>(&at, m, g, n, i0, chunk)),
+                Simd::Baseline => grad_rows::<false>(&at, m, g, n, i0, chunk),
             }
         });
     out
@@ -569,6 +521,68 @@ mod tests {
                         (f64::from(dw[i * n + j]) - want).abs() < 1e-4,
                         "dw {m}x{k}x{n}"
                     );
+                }
+            }
+        }
+    }
+
+    /// Every version this CPU runs against the baseline one, on shapes with every kind of tail
+    /// (rows short of a 4-row tile, columns short of 16, partial row chunks and column blocks).
+    /// The versions differ only in fused multiply-adds, so each entry may differ by the
+    /// rounding of its sum: a few ulps per term of `sum |products|`.
+    #[test]
+    fn every_supported_variant_matches_the_baseline() {
+        let variants = Simd::supported();
+        eprintln!("variants run: {variants:?}");
+        for &(m, k, n) in &[
+            (1usize, 1usize, 1usize),
+            (3, 5, 7),
+            (5, 130, 33),
+            (13, 301, 517),
+            (33, 67, 300),
+        ] {
+            let x = rand(m * k, 11);
+            let w = rand(k * n, 12);
+            let b = rand(n, 13);
+            let g = rand(m * n, 14);
+            let y0 = xw_plus_b_with(Simd::Baseline, &x, m, k, &w, n, &b);
+            let dw0 = at_b_with(Simd::Baseline, &x, m, k, &g, n);
+            // Bounds from the sums of absolute terms, computed in f64.
+            let eps = 4.0 * f64::from(f32::EPSILON);
+            let y_tol = |r: usize, j: usize| {
+                let abs: f64 = f64::from(b[j].abs())
+                    + (0..k)
+                        .map(|i| f64::from((x[r * k + i] * w[i * n + j]).abs()))
+                        .sum::<f64>();
+                eps * (k as f64 + 1.0) * abs
+            };
+            let dw_tol = |i: usize, j: usize| {
+                let abs: f64 = (0..m)
+                    .map(|r| f64::from((x[r * k + i] * g[r * n + j]).abs()))
+                    .sum();
+                eps * m as f64 * abs
+            };
+            for &simd in &variants {
+                let y = xw_plus_b_with(simd, &x, m, k, &w, n, &b);
+                let dw = at_b_with(simd, &x, m, k, &g, n);
+                assert_eq!((y.len(), dw.len()), (m * n, k * n), "{simd:?} {m}x{k}x{n}");
+                for r in 0..m {
+                    for j in 0..n {
+                        let d = f64::from((y[r * n + j] - y0[r * n + j]).abs());
+                        assert!(
+                            d <= y_tol(r, j),
+                            "y {simd:?} {m}x{k}x{n} at ({r}, {j}): {d}"
+                        );
+                    }
+                }
+                for i in 0..k {
+                    for j in 0..n {
+                        let d = f64::from((dw[i * n + j] - dw0[i * n + j]).abs());
+                        assert!(
+                            d <= dw_tol(i, j),
+                            "dw {simd:?} {m}x{k}x{n} at ({i}, {j}): {d}"
+                        );
+                    }
                 }
             }
         }
@@ -654,10 +668,7 @@ mod probe {
             }
             eprintln!("{name}: {:.4} s ({s})", t.elapsed().as_secs_f64() / 3.0);
         };
-        for simd in [Simd::Baseline, Simd::Avx2, Simd::Avx512] {
-            if simd == Simd::Avx512 && best_simd() != Simd::Avx512 {
-                continue;
-            }
+        for simd in Simd::supported() {
             time(&format!("fwd 6x85680x512 {simd:?}"), &mut || {
                 xw_plus_b_with(simd, &x[..6 * k], 6, k, &w, n, &vec![0.0; n]).len()
             });

@@ -56,9 +56,11 @@ pub fn select(requested: TrainDevice) -> Result<Selected, ModelError> {
                     "model_training.device is `cuda` but this pixal was built without CUDA; rebuild with `cargo build --release --features cuda` (needs the NVIDIA driver at run time), or set device: cpu".into(),
                 ));
             }
-            probe_cuda()
-                .map(|()| Selected::Cuda)
-                .map_err(ModelError::Device)
+            probe_cuda().map(|()| Selected::Cuda).map_err(|e| {
+                ModelError::Device(format!(
+                    "model_training.device is `cuda` but no CUDA device can be used: {e}"
+                ))
+            })
         }
         TrainDevice::Auto => {
             if CUDA_BUILT {
@@ -94,7 +96,10 @@ pub fn driver_library_present() -> bool {
 }
 
 /// Checks that a CUDA device is usable: the driver library exists and a tiny computation on
-/// device 0 succeeds (any panic inside burn's runtime is caught and reported).
+/// device 0 succeeds. burn's CUDA runtime panics when it cannot start (driver present but no
+/// GPU, a driver too old, ...): the panic is caught, and the default panic message is held
+/// back during the probe so the user sees one error, with the runtime's reason in it, instead
+/// of a "thread panicked" report that reads like a crash of pixal.
 #[cfg(feature = "cuda")]
 pub fn probe_cuda() -> Result<(), String> {
     if !driver_library_present() {
@@ -103,17 +108,27 @@ pub fn probe_cuda() -> Result<(), String> {
                 .into(),
         );
     }
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let r = std::panic::catch_unwind(|| {
         use burn::tensor::Tensor;
         let dev = burn::backend::cuda::CudaDevice::new(0);
         let t = Tensor::<burn::backend::Cuda, 1>::ones([4], &dev);
         t.sum().into_scalar()
     });
+    std::panic::set_hook(default_hook);
     match r {
         Ok(v) if (v - 4.0).abs() < 1e-6 => Ok(()),
         Ok(v) => Err(format!("CUDA device 0 computed a wrong value ({v})")),
-        Err(_) => {
-            Err("the CUDA runtime failed to start on device 0 (see the message above)".into())
+        Err(payload) => {
+            let reason = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("no reason given");
+            Err(format!(
+                "the CUDA runtime failed to start on device 0: {reason}; set model_training.device: cpu (or auto) to train on the CPU"
+            ))
         }
     }
 }
@@ -184,5 +199,22 @@ mod tests {
             let e = select(TrainDevice::Cuda).unwrap_err().to_string();
             assert!(e.contains("--features cuda"), "{e}");
         }
+    }
+
+    /// A CUDA build on a machine without the driver library: `cuda` is an error naming the
+    /// key, `auto` the CPU, and neither reaches burn's runtime (which would panic).
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_build_without_a_driver_errs_instead_of_panicking() {
+        if driver_library_present() {
+            eprintln!("skipped: a CUDA driver is installed here");
+            return;
+        }
+        let e = select(TrainDevice::Cuda).unwrap_err().to_string();
+        assert!(
+            e.contains("model_training.device") && e.contains("driver"),
+            "{e}"
+        );
+        assert_eq!(select(TrainDevice::Auto).unwrap(), Selected::Cpu);
     }
 }

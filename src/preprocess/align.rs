@@ -23,6 +23,8 @@ use image::{GrayImage, RgbaImage};
 use nalgebra::{Matrix3, SMatrix, SVector};
 use rayon::prelude::*;
 
+use crate::simd::{self, Avx2, Popcnt};
+
 use super::homography::{self, Homography, HomographyError, Point, RansacParams};
 use super::keypoints::{self, Descriptor, Features, OrbParams};
 use super::ssim::{GateImage, gray_of_rgba, photometric_mse, ssim};
@@ -188,20 +190,15 @@ pub fn match_knn(query: &[Descriptor], train: &[Descriptor], ratio: f64) -> Vec<
     if train.len() < 2 {
         return Vec::new();
     }
-    #[cfg(target_arch = "x86_64")]
-    let fast = std::arch::is_x86_feature_detected!("popcnt");
-    #[cfg(not(target_arch = "x86_64"))]
-    let fast = false;
+    // Matching is 25 million distances per pair; `popcnt` counts a word's bits in one
+    // instruction where baseline x86-64 needs a dozen.
+    let popcnt = Popcnt::detect();
     query
         .par_iter()
         .enumerate()
         .with_min_len(64)
         .filter_map(|(qi, q)| {
-            let (d1, d2, i1) = if fast {
-                best_two_popcnt(q, train)
-            } else {
-                best_two(q, train)
-            };
+            let (d1, d2, i1) = simd::dispatch!(popcnt, best_two(q, train));
             (f64::from(d1) < ratio * f64::from(d2)).then_some(Match {
                 query: qi,
                 train: i1,
@@ -251,23 +248,6 @@ fn best_two(q: &Descriptor, train: &[Descriptor]) -> (u32, u32, usize) {
     (d1, d2, i1)
 }
 
-/// [`best_two`] compiled with the `popcnt` instruction (baseline x86-64 lacks it and counts
-/// bits with a dozen instructions instead; matching is 25 million distances per pair).
-#[cfg(target_arch = "x86_64")]
-fn best_two_popcnt(q: &Descriptor, train: &[Descriptor]) -> (u32, u32, usize) {
-    #[target_feature(enable = "popcnt")]
-    fn inner(q: &Descriptor, train: &[Descriptor]) -> (u32, u32, usize) {
-        best_two(q, train)
-    }
-    // SAFETY: only called when `is_x86_feature_detected!("popcnt")` said the CPU has it.
-    unsafe { inner(q, train) }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn best_two_popcnt(q: &Descriptor, train: &[Descriptor]) -> (u32, u32, usize) {
-    best_two(q, train)
-}
-
 /// Warps `src` into a `width` x `height` image: output pixel `(x, y)` takes the bilinear
 /// interpolation of `src` at `m (x, y)` (so `m` maps the output frame to the source). Taps
 /// outside `src` count as 0 (black, and transparent), like OpenCV's `BORDER_CONSTANT`. Rows run
@@ -310,59 +290,23 @@ fn warp_raw<const C: usize>(
     if w == 0 || sw == 0 || sh == 0 {
         return;
     }
-    let avx2 = keypoints::has_avx2();
+    let avx2 = Avx2::detect();
     out.par_chunks_mut(w * C)
         .enumerate()
         .with_min_len(8)
         .for_each_init(
             || (vec![0.0f64; w], vec![0.0f64; w]),
             |(xs, ys), (y, row)| {
-                warp_row::<C>(src, sw, sh, m, y, row, xs, ys, avx2);
+                simd::dispatch!(avx2, warp_row::<C>(src, sw, sh, m, y, row, xs, ys));
             },
         );
 }
 
 /// One output row of [`warp_raw`]: source coordinates for the whole row first (a loop that
 /// vectorises, divisions included), then the bilinear taps.
-#[allow(clippy::too_many_arguments)]
-fn warp_row<const C: usize>(
-    src: &[u8],
-    sw: usize,
-    sh: usize,
-    m: &Homography,
-    y: usize,
-    row: &mut [u8],
-    xs: &mut [f64],
-    ys: &mut [f64],
-    avx2: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        #[target_feature(enable = "avx2")]
-        #[allow(clippy::too_many_arguments)]
-        fn inner<const C: usize>(
-            src: &[u8],
-            sw: usize,
-            sh: usize,
-            m: &Homography,
-            y: usize,
-            row: &mut [u8],
-            xs: &mut [f64],
-            ys: &mut [f64],
-        ) {
-            warp_row_generic::<C>(src, sw, sh, m, y, row, xs, ys);
-        }
-        // SAFETY: `avx2` comes from `has_avx2()`, so the CPU has the instructions.
-        unsafe { inner::<C>(src, sw, sh, m, y, row, xs, ys) };
-        return;
-    }
-    let _ = avx2;
-    warp_row_generic::<C>(src, sw, sh, m, y, row, xs, ys);
-}
-
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn warp_row_generic<const C: usize>(
+fn warp_row<const C: usize>(
     src: &[u8],
     sw: usize,
     sh: usize,

@@ -20,6 +20,7 @@
 //!
 //! Everything is pure (images in, keypoints out) and runs the levels and rows in parallel.
 
+use crate::simd::{self, Avx2};
 use image::GrayImage;
 use rayon::prelude::*;
 
@@ -319,7 +320,7 @@ fn fast_corners(img: &GrayImage, threshold: u8, border: i32) -> Vec<Corner> {
     let t = i16::from(threshold);
     let (x0, x1) = (b - 1, w - b + 1);
     let n = x1 - x0;
-    let avx2 = has_avx2();
+    let avx2 = Avx2::detect();
     scores[(b - 1) * w..(h - b + 1) * w]
         .par_chunks_mut(w)
         .enumerate()
@@ -341,7 +342,7 @@ fn fast_corners(img: &GrayImage, threshold: u8, border: i32) -> Vec<Corner> {
                     at(-3, 0),
                     at(-2, 2),
                 ];
-                fast_pretest(at(0, 0), &ring, threshold, nb, nd, avx2);
+                simd::dispatch!(avx2, fast_pretest(at(0, 0), &ring, threshold, nb, nd));
                 for (k, (&b_, &d_)) in nb.iter().zip(nd.iter()).enumerate() {
                     if b_ >= 4 || d_ >= 4 {
                         let x = x0 + k;
@@ -392,7 +393,7 @@ fn fast_corners(img: &GrayImage, threshold: u8, border: i32) -> Vec<Corner> {
 /// threshold on both sides (`nb`, `nd` below 4) is no corner. One pass per ring pixel, which
 /// vectorises.
 #[inline(always)]
-fn fast_pretest_generic(centre: &[u8], ring: &[&[u8]; 8], t: u8, nb: &mut [u8], nd: &mut [u8]) {
+fn fast_pretest(centre: &[u8], ring: &[&[u8]; 8], t: u8, nb: &mut [u8], nd: &mut [u8]) {
     let n = centre.len();
     let (nb, nd) = (&mut nb[..n], &mut nd[..n]);
     nb.iter_mut().for_each(|v| *v = 0);
@@ -404,21 +405,6 @@ fn fast_pretest_generic(centre: &[u8], ring: &[&[u8]; 8], t: u8, nb: &mut [u8], 
             *d += u8::from(v < c.saturating_sub(t));
         }
     }
-}
-
-fn fast_pretest(centre: &[u8], ring: &[&[u8]; 8], t: u8, nb: &mut [u8], nd: &mut [u8], avx2: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        #[target_feature(enable = "avx2")]
-        fn inner(centre: &[u8], ring: &[&[u8]; 8], t: u8, nb: &mut [u8], nd: &mut [u8]) {
-            fast_pretest_generic(centre, ring, t, nb, nd);
-        }
-        // SAFETY: `avx2` comes from `has_avx2()`, so the CPU has the instructions.
-        unsafe { inner(centre, ring, t, nb, nd) };
-        return;
-    }
-    let _ = avx2;
-    fast_pretest_generic(centre, ring, t, nb, nd);
 }
 
 /// The FAST score of one pixel: 0 when it is not a corner, else the largest threshold for which
@@ -649,14 +635,14 @@ pub fn gaussian_blur_7(img: &GrayImage) -> GrayImage {
         i as usize
     };
     let data = img.as_raw();
-    let avx2 = has_avx2();
+    let avx2 = Avx2::detect();
     // Horizontal pass into u16: value * 256 fits (255 * 256 < 65536), and so does every
     // partial sum.
     let mut tmp = vec![0u16; w * h];
     tmp.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         let src = &data[y * w..(y + 1) * w];
         if w > 6 {
-            blur_h_interior(src, &mut row[3..w - 3], &k, avx2);
+            simd::dispatch!(avx2, blur_h_interior(src, &mut row[3..w - 3], &k));
         }
         let edge: Vec<usize> = (0..w.min(3)).chain(w.saturating_sub(3).max(3)..w).collect();
         for x in edge {
@@ -675,29 +661,16 @@ pub fn gaussian_blur_7(img: &GrayImage) -> GrayImage {
                 let r = reflect(y as isize + j as isize - 3, h);
                 &tmp[r * w..(r + 1) * w]
             });
-            blur_v_row(&rows, row, acc, &k, avx2);
+            simd::dispatch!(avx2, blur_v_row(&rows, row, acc, &k));
         },
     );
     out
 }
 
-/// True when the CPU has AVX2 (checked once; the answer is cached by the standard library).
-#[inline]
-pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// Interior of one horizontal blur row: `out[i] = Σ k[j] src[i + j]`, tap by tap over the row
 /// so it vectorises.
 #[inline(always)]
-fn blur_h_generic(src: &[u8], out: &mut [u16], k: &[u32; 7]) {
+fn blur_h_interior(src: &[u8], out: &mut [u16], k: &[u32; 7]) {
     let n = out.len();
     out.iter_mut().for_each(|o| *o = 0);
     for (j, &kj) in k.iter().enumerate() {
@@ -710,7 +683,7 @@ fn blur_h_generic(src: &[u8], out: &mut [u16], k: &[u32; 7]) {
 
 /// One vertical blur row: `out[x] = round(Σ k[j] rows[j][x] / 2^16)`.
 #[inline(always)]
-fn blur_v_generic(rows: &[&[u16]; 7], out: &mut [u8], acc: &mut [u32], k: &[u32; 7]) {
+fn blur_v_row(rows: &[&[u16]; 7], out: &mut [u8], acc: &mut [u32], k: &[u32; 7]) {
     let n = out.len();
     let acc = &mut acc[..n];
     acc.iter_mut().for_each(|a| *a = 1 << 15);
@@ -722,36 +695,6 @@ fn blur_v_generic(rows: &[&[u16]; 7], out: &mut [u8], acc: &mut [u32], k: &[u32;
     for (o, &a) in out.iter_mut().zip(acc.iter()) {
         *o = (a >> 16) as u8;
     }
-}
-
-fn blur_h_interior(src: &[u8], out: &mut [u16], k: &[u32; 7], avx2: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        #[target_feature(enable = "avx2")]
-        fn inner(src: &[u8], out: &mut [u16], k: &[u32; 7]) {
-            blur_h_generic(src, out, k);
-        }
-        // SAFETY: `avx2` comes from `has_avx2()`, so the CPU has the instructions.
-        unsafe { inner(src, out, k) };
-        return;
-    }
-    let _ = avx2;
-    blur_h_generic(src, out, k);
-}
-
-fn blur_v_row(rows: &[&[u16]; 7], out: &mut [u8], acc: &mut [u32], k: &[u32; 7], avx2: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        #[target_feature(enable = "avx2")]
-        fn inner(rows: &[&[u16]; 7], out: &mut [u8], acc: &mut [u32], k: &[u32; 7]) {
-            blur_v_generic(rows, out, acc, k);
-        }
-        // SAFETY: `avx2` comes from `has_avx2()`, so the CPU has the instructions.
-        unsafe { inner(rows, out, acc, k) };
-        return;
-    }
-    let _ = avx2;
-    blur_v_generic(rows, out, acc, k);
 }
 
 /// OpenCV's learned rBRIEF test pairs for a 31x31 patch (`bit_pattern_31_` in

@@ -9,6 +9,7 @@
 //! * MSE is the mean squared difference of the gray values as floats (the original computed it
 //!   on `uint8` arrays, where the differences wrap around modulo 256).
 
+use crate::simd::{self, Avx2};
 use image::{GrayImage, RgbImage, RgbaImage};
 use rayon::prelude::*;
 
@@ -62,7 +63,7 @@ pub fn ssim(a: &GrayImage, b: &GrayImage) -> Option<f64> {
         return None;
     }
     let (da, db) = (a.as_raw(), b.as_raw());
-    let avx2 = crate::preprocess::keypoints::has_avx2();
+    let avx2 = Avx2::detect();
     let total: f64 = (1..h - 1)
         .into_par_iter()
         .with_min_len(16)
@@ -71,7 +72,7 @@ pub fn ssim(a: &GrayImage, b: &GrayImage) -> Option<f64> {
             |buf, y| {
                 let ra: [&[u8]; 3] = std::array::from_fn(|k| &da[(y - 1 + k) * w..(y + k) * w]);
                 let rb: [&[u8]; 3] = std::array::from_fn(|k| &db[(y - 1 + k) * w..(y + k) * w]);
-                ssim_row(&ra, &rb, buf, avx2)
+                simd::dispatch!(avx2, ssim_row(&ra, &rb, buf))
             },
         )
         .sum();
@@ -102,24 +103,10 @@ impl SsimRow {
 }
 
 /// The sum of the SSIM map over one interior row, given the three image rows around it.
-fn ssim_row(a: &[&[u8]; 3], b: &[&[u8]; 3], buf: &mut SsimRow, avx2: bool) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        #[target_feature(enable = "avx2")]
-        fn inner(a: &[&[u8]; 3], b: &[&[u8]; 3], buf: &mut SsimRow) -> f64 {
-            ssim_row_generic(a, b, buf)
-        }
-        // SAFETY: `avx2` comes from `has_avx2()`, so the CPU has the instructions.
-        return unsafe { inner(a, b, buf) };
-    }
-    let _ = avx2;
-    ssim_row_generic(a, b, buf)
-}
-
 /// Column sums over the three rows (exact integers), then the 3-wide window sums and the SSIM
 /// formula per pixel; written as plain loops over equal-length slices so they vectorise.
 #[inline(always)]
-fn ssim_row_generic(a: &[&[u8]; 3], b: &[&[u8]; 3], buf: &mut SsimRow) -> f64 {
+fn ssim_row(a: &[&[u8]; 3], b: &[&[u8]; 3], buf: &mut SsimRow) -> f64 {
     let w = a[0].len();
     let n = w - 2;
     let (a0, a1, a2) = (&a[0][..w], &a[1][..w], &a[2][..w]);

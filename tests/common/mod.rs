@@ -1,10 +1,11 @@
 //! Helpers shared by the integration tests: a temporary project folder holding a copy of the
 //! shipped configuration, whose relative output paths (`./out/`, `./validate`) land inside it
-//! when pixal runs there.
+//! when pixal runs there; and the real photos of `../shared/fixtures/real`, which tests skip
+//! where they are absent unless `PIXAL_REQUIRE_FIXTURES` says they must be there (CI).
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A temp folder with `configs/parameters.yaml` and `configs/paths.yaml` copied from the repo,
 /// set up for the stage tests' tiny generated images: alignment off (a 40x30 rectangle has too
@@ -76,4 +77,39 @@ pub fn edit_params(project: &Path, from: &str, to: &str) {
     }
     assert!(text.contains(from), "{from} not in parameters.yaml");
     std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The folder of the real photos: `../shared/fixtures/real` beside the crate, or the folder in
+/// `PIXAL_REAL_FIXTURES` (a copy elsewhere; a missing folder there shows what CI would do when
+/// the shared fixtures are gone).
+pub fn real_fixtures_dir() -> PathBuf {
+    match std::env::var_os("PIXAL_REAL_FIXTURES") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real"),
+    }
+}
+
+/// Whether missing fixtures fail the tests: `PIXAL_REQUIRE_FIXTURES` set to anything but empty
+/// or `0`. `.ci/run` sets it to 1, so the README's claims that rest on the real photo (IoU,
+/// sub-pixel alignment, PIL's pixels) cannot pass there by skipping.
+pub fn fixtures_required() -> bool {
+    std::env::var("PIXAL_REQUIRE_FIXTURES").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The real photo `name`, or `None` (with a note on stderr) when it is missing: the caller
+/// skips its test. Where [`fixtures_required`], a missing photo fails the test instead, naming
+/// the path.
+pub fn real_fixture(name: &str) -> Option<PathBuf> {
+    let p = real_fixtures_dir().join(name);
+    if p.is_file() {
+        return Some(p);
+    }
+    assert!(
+        !fixtures_required(),
+        "fixture {} is missing and PIXAL_REQUIRE_FIXTURES is set: put the shared fixtures beside \
+         the crate (../shared/fixtures/real) or unset PIXAL_REQUIRE_FIXTURES to skip",
+        p.display()
+    );
+    eprintln!("skipped: fixture {} not present", p.display());
+    None
 }
