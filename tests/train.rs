@@ -432,7 +432,7 @@ fn cli_device_cuda_without_cuda_is_a_clear_error() {
     let root = tmp.path();
     common::edit_params(
         root,
-        "autoencoder_architecture: [512, 256, 128, 64]",
+        "autoencoder_architecture: [32]",
         "autoencoder_architecture: [16, 8]",
     );
     common::edit_params(root, "n_epochs: 500", "n_epochs: 2");
