@@ -530,10 +530,11 @@ fn demo_runs_the_whole_pipeline_and_finds_the_defects() {
             "figures/pixel_predictions.png",
             "figures/roc_curve.png",
             "figures/pr_curve.png",
-            "figures/confusion_matrix.png",
         ] {
             assert!(vdir.join(f).is_file(), "{ty}: missing {f}");
         }
+        // The shipped plot_confusion_matrix: False is honoured (it was drawn with the ROC).
+        assert!(!vdir.join("figures/confusion_matrix.png").exists());
         let s: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(vdir.join("summary.json")).unwrap())
                 .unwrap();

@@ -400,6 +400,25 @@ fn cli_trains_every_type_from_make_input_output() {
         "{err}"
     );
 
+    // plot_loss: False is honoured; a key without effect in pixal is named once per run.
+    let text = std::fs::read_to_string(&pf)
+        .unwrap()
+        .replacen("plot_loss: True", "plot_loss: False", 1)
+        .replacen("Available_CPU: 24", "Available_CPU: 4", 1);
+    std::fs::write(&pf, text).unwrap();
+    let (code, err) = run(root, &["train"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!comp.join("front/model/loss_plot.png").exists());
+    assert!(comp.join("front/model/loss_history.json").is_file());
+    assert_eq!(
+        err.matches("model_training.Available_CPU has no effect")
+            .count(),
+        1,
+        "{err}"
+    );
+    let meta = std::fs::read_to_string(comp.join("front/metadata/testModel.yaml")).unwrap();
+    assert!(meta.contains("experiment_name: Test_Experiment"), "{meta}");
+
     // -i on one type's folder, pixel_stats; a broken npz fails alone (exit 1), the other trains.
     let text = std::fs::read_to_string(&pf).unwrap().replacen(
         "model_type: \"autoencoder\"",

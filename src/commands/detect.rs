@@ -477,7 +477,7 @@ fn detect_logged(
         idx.check_any_match(&rows)?;
     }
 
-    remove_stale_figures(&figures_dir, &maps_dir, truth.is_some());
+    remove_stale_figures(&figures_dir, &maps_dir);
     // Per image: score map, verdict, photo map, overlay.
     let bar = crate::logging::progress(n as u64, &format!("detect {label}"));
     let per_image: Vec<anyhow::Result<PerImage>> = (0..n)
@@ -683,7 +683,13 @@ fn detect_logged(
     let metrics = if truth.is_some() {
         let m = compute_metrics(&images, &gts);
         if pl.plot_roc_recall_curve || pl.plot_confusion_matrix {
-            figures.extend(metric_figures(&images, &gts, &m, &figures_dir)?);
+            figures.extend(metric_figures(
+                &images,
+                &gts,
+                &m,
+                &figures_dir,
+                (pl.plot_roc_recall_curve, pl.plot_confusion_matrix),
+            )?);
         }
         Some(m)
     } else {
@@ -970,13 +976,24 @@ fn score_figure(
     }
 }
 
+/// The ROC and precision-recall curves (`plot_roc_recall_curve`) and the confusion matrix
+/// (`plot_confusion_matrix`), each only when its switch is on.
 fn metric_figures(
     images: &[ImageResult],
     gts: &[GroundTruth],
     m: &Metrics,
     dir: &Path,
+    (curves, confusion): (bool, bool),
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    if confusion {
+        let cm = dir.join("confusion_matrix.png");
+        plot::confusion_matrix(&cm, "Image verdicts vs ground truth", m.confusion)?;
+        out.push(cm);
+    }
+    if !curves {
+        return Ok(out);
+    }
     let scores: Vec<f64> = images.iter().map(|r| r.score).collect();
     let labels: Vec<bool> = images.iter().map(|r| r.truth.unwrap_or(false)).collect();
     let mut px_scores = Vec::new();
@@ -1031,9 +1048,6 @@ fn metric_figures(
         &pr_series,
     )?;
     out.push(pr);
-    let cm = dir.join("confusion_matrix.png");
-    plot::confusion_matrix(&cm, "Image verdicts vs ground truth", m.confusion)?;
-    out.push(cm);
     Ok(out)
 }
 
@@ -1355,10 +1369,10 @@ fn write_outputs(
     Ok(())
 }
 
-/// Deletes the overlays and maps an earlier run left in pixal's own output folders (this run
-/// writes its own), and the ROC/PR/confusion figures when no ground truth is given, so a folder
-/// never mixes two runs.
-fn remove_stale_figures(figures: &Path, maps: &Path, with_truth: bool) {
+/// Deletes the overlays, maps and ROC/PR/confusion figures an earlier run left in pixal's own
+/// output folders (this run writes its own, when ground truth and the plotting switches ask for
+/// them), so a folder never mixes two runs.
+fn remove_stale_figures(figures: &Path, maps: &Path) {
     let remove_if = |dir: &Path, stale: &dyn Fn(&str) -> bool| {
         if let Ok(rd) = std::fs::read_dir(dir) {
             for e in rd.flatten() {
@@ -1371,8 +1385,7 @@ fn remove_stale_figures(figures: &Path, maps: &Path, with_truth: bool) {
     remove_if(figures, &|name| {
         (name.starts_with("anomaly_overlay_") && name.ends_with(".png"))
             || name.ends_with("_overlay.png")
-            || (!with_truth
-                && ["roc_curve.png", "pr_curve.png", "confusion_matrix.png"].contains(&name))
+            || ["roc_curve.png", "pr_curve.png", "confusion_matrix.png"].contains(&name)
     });
     remove_if(maps, &|name| {
         name.ends_with("_anomaly.npy") || name.ends_with("_anomaly.png")

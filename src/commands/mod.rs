@@ -465,7 +465,13 @@ pub fn load_config(dir: &Path) -> anyhow::Result<Config> {
             .into());
         }
     }
-    Config::load(dir).with_context(|| format!("loading the configuration from {}", dir.display()))
+    let cfg = Config::load(dir)
+        .with_context(|| format!("loading the configuration from {}", dir.display()))?;
+    // Keys of the original set to a value that changes nothing here: said once per run.
+    for msg in &cfg.params.inert {
+        log::warn!("{}: {msg}", dir.join("parameters.yaml").display());
+    }
+    Ok(cfg)
 }
 
 /// The image types of an input folder: its sub-folders that hold images, sorted by name; or,

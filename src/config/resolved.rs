@@ -323,6 +323,9 @@ pub struct Parameters {
     pub detection: Detection,
     /// Minimum image counts.
     pub quality_gates: QualityGates,
+    /// One message per key of the original that this file sets to a value that has no effect
+    /// in pixal (see [`inert_settings`]); commands log them once per run.
+    pub inert: Vec<String>,
 }
 
 /// Builds errors that point at a key of one file.
@@ -701,6 +704,7 @@ impl Parameters {
             min_image_fraction: g.min_image_fraction,
         };
         Ok(Parameters {
+            inert: inert_settings(raw),
             experiment_name: raw.experiment_name.clone(),
             preprocessing,
             model_training,
@@ -709,6 +713,72 @@ impl Parameters {
             quality_gates,
         })
     }
+}
+
+/// Keys of the original that pixal accepts (so its files load) but that change nothing here,
+/// each with its reason; a file that sets one to anything but the original's default gets a
+/// message, since its author expects an effect. README lists them.
+pub fn inert_settings(raw: &RawParameters) -> Vec<String> {
+    let m = &raw.model_training;
+    let d = crate::config::raw::RawModelTraining::default();
+    let mut out = Vec::new();
+    let mut note = |changed: bool, key: &str, why: &str| {
+        if changed {
+            out.push(format!("{key} has no effect in pixal: {why}"));
+        }
+    };
+    let tf = "a TensorFlow switch of the original";
+    note(
+        m.enable_memory_growth != d.enable_memory_growth,
+        "model_training.enable_memory_growth",
+        tf,
+    );
+    note(
+        m.tf_gpu_allocator != d.tf_gpu_allocator,
+        "model_training.TF_GPU_ALLOCATOR",
+        tf,
+    );
+    note(
+        m.cpu_multi_threading != d.cpu_multi_threading,
+        "model_training.CPU_MULTI_THREADING",
+        tf,
+    );
+    note(
+        m.hybrid_mode != d.hybrid_mode,
+        "model_training.HYBRID_MODE",
+        tf,
+    );
+    note(
+        m.use_gradient_tape != d.use_gradient_tape,
+        "model_training.use_gradient_tape",
+        "pixal has one training loop",
+    );
+    note(
+        m.available_cpu != d.available_cpu,
+        "model_training.Available_CPU",
+        "pixal uses every core; limit it with --threads N",
+    );
+    note(
+        m.metric_accuracy != d.metric_accuracy,
+        "model_training.metric_accuracy",
+        "pixal records no accuracy metric (an autoencoder's outputs are not classes)",
+    );
+    note(
+        m.model_file_extension != d.model_file_extension,
+        "model_training.model_file_extension",
+        "pixal writes <model_name>.mpk and .safetensors",
+    );
+    note(
+        m.model_type.trim() == "pixel_stats" && m.device.trim() == "cuda",
+        "model_training.device: cuda",
+        "pixel_stats computes on the CPU (only the autoencoder uses a GPU)",
+    );
+    note(
+        raw.plotting.plot_accuracy != crate::config::raw::RawPlotting::default().plot_accuracy,
+        "plotting.plot_accuracy",
+        "there is no accuracy to plot",
+    );
+    out
 }
 
 /// `preprocessing.remove_background`, validated.
@@ -957,6 +1027,26 @@ mod tests {
         assert!((p.model_training.learning_rate - 1e-4).abs() < 1e-12);
         assert_eq!(p.experiment_name, "Test_Experiment");
         assert!(!p.preprocessing.alignment.apply_alignment);
+        // Its no-op keys keep the original's defaults: nothing to say about them.
+        assert_eq!(p.inert, Vec::<String>::new());
+    }
+
+    #[test]
+    fn keys_without_effect_are_named_when_set() {
+        assert!(parse("").unwrap().inert.is_empty());
+        let shipped = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/parameters.yaml"),
+        )
+        .unwrap();
+        assert!(parse(&shipped).unwrap().inert.is_empty());
+        let p = parse(
+            "model_training:\n  Available_CPU: 4\n  HYBRID_MODE: True\nplotting:\n  plot_accuracy: False\n",
+        )
+        .unwrap();
+        assert_eq!(p.inert.len(), 3, "{:?}", p.inert);
+        assert!(p.inert[0].starts_with("model_training.HYBRID_MODE has no effect"));
+        assert!(p.inert[1].contains("Available_CPU") && p.inert[1].contains("--threads"));
+        assert!(p.inert[2].starts_with("plotting.plot_accuracy"));
     }
 
     #[test]

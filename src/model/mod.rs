@@ -745,6 +745,8 @@ pub struct TrainingMetadata {
     pub version: String,
     /// When training finished (UTC).
     pub created: String,
+    /// `experimentName` of parameters.yaml (the original tracked experiments by it).
+    pub experiment_name: String,
     /// The model kind.
     pub model_type: ModelKind,
     /// The ML input file.
@@ -1232,7 +1234,7 @@ fn train_into(
     })?;
     atomic::write_bytes(&hist_path, &json)?;
     outputs.push(hist_path);
-    if kind == ModelKind::Autoencoder {
+    if kind == ModelKind::Autoencoder && params.plotting.plot_loss {
         let plot_path = work_dir.join(LOSS_PLOT_FILE);
         plot_history(&plot_path, npz, &m.model_name, &hist, stopped_early)?;
         outputs.push(plot_path);
@@ -1284,6 +1286,7 @@ fn train_into(
     }
     let total = t0.elapsed().as_secs_f64();
     let meta = TrainingMetadata {
+        experiment_name: params.experiment_name.clone(),
         tool: "pixal".into(),
         version: crate::VERSION.into(),
         created: crate::logging::utc_now(),
