@@ -121,15 +121,18 @@ fn read(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// The original's configuration file `name` from `../shared/reference/original_configs`, for
+/// The original's configuration file `name` from `reference/original_configs` of the shared
+/// folder (`$PIXAL_SHARED`, else `../shared` beside the crate), for
 /// the tests that check it is accepted unchanged: `None` (the test skips, with a note) when it
 /// is absent, unless `PIXAL_REQUIRE_FIXTURES` is set (to anything but empty or `0`, as `.ci/run`
 /// does), where a missing file fails the test naming the path.
 #[cfg(test)]
 pub(crate) fn original_config(name: &str) -> Option<(PathBuf, String)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/reference/original_configs")
-        .join(name);
+    let shared = match std::env::var_os("PIXAL_SHARED") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+    };
+    let path = shared.join("reference/original_configs").join(name);
     match std::fs::read_to_string(&path) {
         Ok(text) => Some((path, text)),
         Err(e) => {

@@ -79,13 +79,17 @@ pub fn edit_params(project: &Path, from: &str, to: &str) {
     std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
 }
 
-/// The folder of the real photos: `../shared/fixtures/real` beside the crate, or the folder in
-/// `PIXAL_REAL_FIXTURES` (a copy elsewhere; a missing folder there shows what CI would do when
-/// the shared fixtures are gone).
+/// The folder of the real photos: the folder in `PIXAL_REAL_FIXTURES` (a copy elsewhere; a
+/// missing folder there shows what CI would do when the shared fixtures are gone), else
+/// `fixtures/real` of the shared folder: `$PIXAL_SHARED` (set by `.ci/run` where it finds one),
+/// else `../shared` beside the crate.
 pub fn real_fixtures_dir() -> PathBuf {
     match std::env::var_os("PIXAL_REAL_FIXTURES") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real"),
+        _ => match std::env::var_os("PIXAL_SHARED") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("fixtures/real"),
+            _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real"),
+        },
     }
 }
 
