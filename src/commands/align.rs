@@ -610,8 +610,9 @@ fn run_job(
         let n = heat_count.load(std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = write_metrics(job, params, &outcomes, &heat, n, (rw, rh), summary) {
             summary.warn(format!(
-                "align {}: diagnostics not written: {e:#}",
-                job.label
+                "align {}: diagnostics not written: {}",
+                job.label,
+                super::error_text(&e)
             ));
         }
     }
@@ -691,7 +692,8 @@ fn align_one(
     };
     let name = aligned_name(path);
     let out = job.out_dir.join(&name);
-    save_aligned(&aligned.image, has_alpha(&photo), &out).map_err(|e| fail(format!("{e:#}")))?;
+    save_aligned(&aligned.image, has_alpha(&photo), &out)
+        .map_err(|e| fail(super::error_text(&e)))?;
     let stem = Path::new(&name)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -48,7 +48,10 @@ pub fn run(cfg: &Config, input: Option<&Path>, truth: Option<&Path>) -> anyhow::
     let mut summary = Summary::new("detect");
     for job in &jobs {
         if let Err(e) = detect_job(cfg, job, truth, &mut summary) {
-            summary.fail(&job.npz, format!("{}: {e:#}", job.npz.display()));
+            summary.fail(
+                &job.npz,
+                format!("{}: {}", job.npz.display(), super::error_text(&e)),
+            );
         }
     }
     write_index(&root, truth, &mut summary);
@@ -93,7 +96,11 @@ pub fn write_index(root: &Path, truth: Option<&Path>, summary: &mut Summary) {
             }
         }
         Ok(_) => {}
-        Err(e) => summary.warn(format!("{}: index not written: {e:#}", root.display())),
+        Err(e) => summary.warn(format!(
+            "{}: index not written: {}",
+            root.display(),
+            super::error_text(&e)
+        )),
     }
 }
 
@@ -653,7 +660,7 @@ fn detect_logged(
             }
             Err(e) => summary.fail(
                 Path::new(&rows[i].photo),
-                format!("{}: {e:#}", rows[i].photo),
+                format!("{}: {}", rows[i].photo, super::error_text(&e)),
             ),
         }
     }

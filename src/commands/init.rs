@@ -158,7 +158,8 @@ pub fn run(args: &InitArgs, config_dir: &Path) -> anyhow::Result<Summary> {
             );
         }
         Err(e) => summary.warn(format!(
-            "init: {e:#}; the configuration is written anyway (copy the photos there before `pixal preprocess`)"
+            "init: {}; the configuration is written anyway (copy the photos there before `pixal preprocess`)",
+                super::error_text(&e)
         )),
     }
     let targets: [PathBuf; 2] = [

@@ -287,9 +287,9 @@ pub fn run(cli: Cli) -> i32 {
         }
         Err(e) => {
             let code = exit_code_of(&e);
-            log::error!("{e:#}");
+            log::error!("{}", error_text(&e));
             if json {
-                println!("{}", error_json(&format!("{e:#}"), code));
+                println!("{}", error_json(&error_text(&e), code));
             }
             code
         }
@@ -446,6 +446,24 @@ fn lock_output_tree(cfg: &Config, command: &Command) -> anyhow::Result<crate::io
 
 /// Loads the configuration folder, with the folder named in the error. A missing folder or file
 /// is a usage error that says how to create one (`pixal init`), naming the cause once.
+/// An error and its causes on one line, as `{:#}` writes them, but without a cause whose text
+/// the line already holds (pixal's file errors name their OS error in their own message, so
+/// `{:#}` printed "No such file or directory" twice).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let t = cause.to_string();
+        if t.is_empty() || out.contains(&t) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&t);
+    }
+    out
+}
+
 pub fn load_config(dir: &Path) -> anyhow::Result<Config> {
     for file in ["parameters.yaml", "paths.yaml"] {
         let path = dir.join(file);
@@ -556,4 +574,25 @@ fn has_images(dir: &Path) -> bool {
                 .any(|e| e.path().is_file() && crate::io::image::is_image_path(&e.path()))
         })
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let e = anyhow::Error::new(crate::io::IoError::Read {
+            path: "a/b.yaml".into(),
+            source: io,
+        })
+        .context("reading the training metadata of front");
+        assert_eq!(
+            error_text(&e),
+            "reading the training metadata of front: a/b.yaml: cannot read file: No such file or directory"
+        );
+        // What `{:#}` printed: the OS error twice.
+        assert_eq!(format!("{e:#}").matches("No such file").count(), 2);
+    }
 }

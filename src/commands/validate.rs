@@ -68,7 +68,7 @@ pub fn run(
             Ok(()) => {}
             Err(e) => {
                 let dir = sources.first().map(|s| s.1.clone()).unwrap_or_default();
-                summary.fail(&dir, format!("validate {label}: {e:#}"));
+                summary.fail(&dir, format!("validate {label}: {}", super::error_text(&e)));
             }
         }
     }
