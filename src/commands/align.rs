@@ -128,85 +128,49 @@ pub struct AlignmentRow {
 pub const ALIGNMENT_CSV_HEADER: &str =
     "image,reference,inliers,inlier_ratio,ssim,mse,h00,h01,h02,h10,h11,h12,h20,h21,h22,source";
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// Splits one CSV line (fields may be quoted, with `""` for a quote).
-fn csv_split(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
 /// Writes `alignment.csv` atomically.
 pub fn write_alignment_csv(path: &Path, rows: &[AlignmentRow]) -> anyhow::Result<()> {
-    let mut text = String::from(ALIGNMENT_CSV_HEADER);
-    text.push('\n');
-    for r in rows {
-        let h: Vec<String> = r.homography.iter().map(|v| format!("{v}")).collect();
-        text.push_str(&format!(
-            "{},{},{},{:.6},{:.6},{:.4},{},{}\n",
-            csv_field(&r.image),
-            csv_field(&r.reference),
-            r.inliers,
-            r.inlier_ratio,
-            r.ssim,
-            r.mse,
-            h.join(","),
-            csv_field(&r.source)
-        ));
-    }
-    atomic::write_bytes(path, text.as_bytes())?;
+    let header: Vec<&str> = ALIGNMENT_CSV_HEADER.split(',').collect();
+    let records = rows.iter().map(|r| {
+        let mut f = vec![
+            r.image.clone(),
+            r.reference.clone(),
+            r.inliers.to_string(),
+            format!("{:.6}", r.inlier_ratio),
+            format!("{:.6}", r.ssim),
+            format!("{:.4}", r.mse),
+        ];
+        f.extend(r.homography.iter().map(|v| format!("{v}")));
+        f.push(r.source.clone());
+        f
+    });
+    let bytes = crate::io::table::to_csv(&header, records)?;
+    atomic::write_bytes(path, &bytes)?;
     Ok(())
 }
 
 /// Reads an `alignment.csv` written by [`write_alignment_csv`].
 pub fn read_alignment_csv(path: &Path) -> anyhow::Result<Vec<AlignmentRow>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f = csv_split(line);
-        let bad = || anyhow::anyhow!("{}:{}: malformed alignment row", path.display(), i + 1);
-        if f.len() < 16 {
-            return Err(bad());
-        }
-        let num = |k: usize| f[k].trim().parse::<f64>().map_err(|_| bad());
+    let records = crate::io::table::read_csv(path, 16)?;
+    let mut rows = Vec::with_capacity(records.len());
+    for rec in &records {
+        let line = rec.position().map_or(0, |p| p.line());
+        let bad = || anyhow::anyhow!("{}:{line}: malformed alignment row", path.display());
+        let field = |k: usize| rec.get(k).unwrap_or_default();
+        let num = |k: usize| field(k).trim().parse::<f64>().map_err(|_| bad());
         let mut h = [0.0; 9];
         for (k, v) in h.iter_mut().enumerate() {
             *v = num(6 + k)?;
         }
         rows.push(AlignmentRow {
-            image: f[0].clone(),
-            reference: f[1].clone(),
-            inliers: f[2].trim().parse().map_err(|_| bad())?,
+            image: field(0).to_string(),
+            reference: field(1).to_string(),
+            inliers: field(2).trim().parse().map_err(|_| bad())?,
             inlier_ratio: num(3)?,
             ssim: num(4)?,
             mse: num(5)?,
             homography: h,
-            source: f[15].clone(),
+            source: field(15).to_string(),
         });
     }
     Ok(rows)
@@ -769,31 +733,40 @@ fn write_metrics(
     let dir = &job.metrics_dir;
     let mut sorted: Vec<&Outcome> = outcomes.iter().collect();
     sorted.sort_by_key(|o| o.index);
-    let mut text =
-        String::from("image,score,mse,inliers,inlier_ratio,reference,accepted,refined\n");
-    for o in &sorted {
-        text.push_str(&format!(
-            "{},{:.6},{:.4},{},{:.6},{},{},{}\n",
-            csv_field(
-                &o.source
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            ),
-            o.aligned.ssim,
-            o.aligned.mse,
-            o.aligned.inliers,
-            o.aligned.inlier_ratio,
+    let records = sorted.iter().map(|o| {
+        vec![
+            o.source
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            format!("{:.6}", o.aligned.ssim),
+            format!("{:.4}", o.aligned.mse),
+            o.aligned.inliers.to_string(),
+            format!("{:.6}", o.aligned.inlier_ratio),
             job.reference_index
                 .get(o.reference)
                 .copied()
-                .unwrap_or(o.reference),
-            o.accepted,
-            o.aligned.refined
-        ));
-    }
+                .unwrap_or(o.reference)
+                .to_string(),
+            o.accepted.to_string(),
+            o.aligned.refined.to_string(),
+        ]
+    });
+    let text = crate::io::table::to_csv(
+        &[
+            "image",
+            "score",
+            "mse",
+            "inliers",
+            "inlier_ratio",
+            "reference",
+            "accepted",
+            "refined",
+        ],
+        records,
+    )?;
     let csv = dir.join("results.csv");
-    atomic::write_bytes(&csv, text.as_bytes())?;
+    atomic::write_bytes(&csv, &text)?;
     summary.output(&csv);
 
     // One x position per image, labelled with its file name.

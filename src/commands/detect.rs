@@ -4,7 +4,6 @@
 //! truth masks are given.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
@@ -1212,33 +1211,42 @@ fn write_outputs(
     (warnings_from, failures_from, truth): (usize, usize, Option<&Path>),
 ) -> anyhow::Result<()> {
     let dir = &job.out_dir;
-    let mut csv = String::from(
-        "file,type,image_score,mean_score,verdict,anomalous_pixels,anomalous_percent,threshold_mode,pixel_threshold,image_threshold\n",
-    );
-    for im in &ts.images {
-        let _ = writeln!(
-            csv,
-            "{},{},{:.6},{:.6},{},{},{:.4},{},{:.6},{}",
-            csv_field(&im.photo),
-            csv_field(&im.type_name),
-            im.score,
-            im.mean_score,
-            im.verdict,
-            im.anomalous_pixels,
-            im.anomalous_percent,
-            match ts.thresholds.mode {
-                ThresholdMode::Auto => "auto",
-                ThresholdMode::LossCut => "loss_cut",
-            },
-            ts.thresholds.pixel,
+    let header = [
+        "file",
+        "type",
+        "image_score",
+        "mean_score",
+        "verdict",
+        "anomalous_pixels",
+        "anomalous_percent",
+        "threshold_mode",
+        "pixel_threshold",
+        "image_threshold",
+    ];
+    let mode = match ts.thresholds.mode {
+        ThresholdMode::Auto => "auto",
+        ThresholdMode::LossCut => "loss_cut",
+    };
+    let records = ts.images.iter().map(|im| {
+        vec![
+            im.photo.clone(),
+            im.type_name.clone(),
+            format!("{:.6}", im.score),
+            format!("{:.6}", im.mean_score),
+            im.verdict.clone(),
+            im.anomalous_pixels.to_string(),
+            format!("{:.4}", im.anomalous_percent),
+            mode.to_string(),
+            format!("{:.6}", ts.thresholds.pixel),
             ts.thresholds
                 .image
                 .map(|v| format!("{v:.6}"))
-                .unwrap_or_default()
-        );
-    }
+                .unwrap_or_default(),
+        ]
+    });
+    let csv = crate::io::table::to_csv(&header, records)?;
     let csv_path = dir.join("scores.csv");
-    crate::io::atomic::write_bytes(&csv_path, csv.as_bytes())?;
+    crate::io::atomic::write_bytes(&csv_path, &csv)?;
     summary.output(&csv_path);
     let json_path = dir.join("summary.json");
     let json = serde_json::to_string_pretty(ts).map_err(|e| anyhow!(e))?;
@@ -1397,14 +1405,6 @@ fn remove_stale_figures(figures: &Path, maps: &Path) {
     remove_if(maps, &|name| {
         name.ends_with("_anomaly.npy") || name.ends_with("_anomaly.png")
     });
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 /// `p` relative to `base` when it lies below it (the common case), else `p` as given.

@@ -7,6 +7,7 @@ pub mod lock;
 pub mod metadata;
 pub mod npz;
 pub mod stage;
+pub mod table;
 
 use std::path::PathBuf;
 
