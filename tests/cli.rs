@@ -8,12 +8,7 @@ use std::process::Command;
 
 use image::{Rgb, RgbImage};
 
-fn pixal() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pixal"));
-    // A test never downloads a rembg model (method auto would fetch u2net on first use).
-    c.env("PIXAL_NO_DOWNLOAD", "1");
-    c
-}
+use common::pixal_command as pixal;
 
 /// A temp folder with a copy of the shipped configs whose output paths point inside it.
 struct Project {
@@ -36,16 +31,7 @@ impl Project {
 
     /// Runs pixal with the project folder as working directory.
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = pixal()
-            .current_dir(self.path())
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        common::run_pixal(self.path(), args)
     }
 
     fn component(&self) -> PathBuf {

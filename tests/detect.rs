@@ -7,18 +7,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
+/// Runs pixal in `dir`: (exit code, stderr).
 fn pixal(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pixal"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, _, err) = common::run_pixal(dir, args);
+    (code, err)
 }
 
 /// The photo moved by (dx, dy) pixels, the border repeated.

@@ -3,24 +3,12 @@
 //! missing configuration, and the component index page of a validation run.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
+mod common;
 
 use clap::CommandFactory;
 use image::{Rgb, RgbImage};
 
-fn pixal(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pixal"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::run_pixal as pixal;
 
 /// A 40x30 dark image with a coloured rectangle, shifted by `dx` pixels.
 fn part(dx: u32) -> RgbImage {

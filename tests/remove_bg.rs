@@ -263,6 +263,15 @@ impl Project {
         self.dir.path()
     }
 
+    /// Copies the small fixture photo into `component/t/` and selects the ONNX method: the
+    /// setup of the tests that run a model through the command.
+    fn with_small_photo_for_onnx(&self) {
+        let d = self.path().join("component/t");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(fixtures().join("small.png"), d.join("small.png")).unwrap();
+        self.set("method", "onnx");
+    }
+
     fn set(&self, key: &str, value: &str) {
         let p = self.path().join("configs/parameters.yaml");
         let text = std::fs::read_to_string(&p).unwrap();
@@ -515,10 +524,7 @@ fn remove_bg_onnx_without_a_model_says_where_it_looked() {
 fn remove_bg_onnx_through_the_command() {
     let Some(lib) = runtime() else { return };
     let p = Project::new();
-    let d = p.path().join("component/t");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::copy(fixtures().join("small.png"), d.join("small.png")).unwrap();
-    p.set("method", "onnx");
+    p.with_small_photo_for_onnx();
     p.set(
         "model",
         &fixtures().join("tiny_u2net.onnx").display().to_string(),
@@ -645,26 +651,8 @@ fn md5_hex(data: &[u8]) -> String {
         .collect()
 }
 
-/// Files in a folder tree, for "nothing left behind" checks.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
+// Files in a folder tree, for "nothing left behind" checks.
+use pixal::io::files_under;
 
 #[test]
 fn download_installs_a_good_file_refuses_a_bad_one_and_survives_a_dead_server() {
@@ -811,10 +799,7 @@ fn remove_bg_downloads_into_rembgs_folder_and_falls_back_once_when_it_cannot() {
 fn models_are_found_in_rembgs_new_and_old_places() {
     let Some(lib) = runtime() else { return };
     let p = Project::new();
-    let d = p.path().join("component/t");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::copy(fixtures().join("small.png"), d.join("small.png")).unwrap();
-    p.set("method", "onnx");
+    p.with_small_photo_for_onnx();
     p.set("model", "u2netp");
     p.set("onnxruntime", &lib.display().to_string());
     let tiny = fixtures().join("tiny_u2net.onnx");

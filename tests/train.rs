@@ -6,7 +6,6 @@ mod common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ndarray::{Array2, Array3, Axis};
 use ndarray_npy::ReadNpyExt;
@@ -296,19 +295,10 @@ fn pixel_stats_model_files_and_calibration() {
 
 // ---- the command line ----
 
-fn pixal() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pixal"));
-    // A test never downloads a rembg model (method auto would fetch u2net on first use).
-    c.env("PIXAL_NO_DOWNLOAD", "1");
-    c
-}
-
+/// Runs pixal in `dir`: (exit code, stderr).
 fn run(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = pixal().current_dir(dir).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, _, err) = common::run_pixal(dir, args);
+    (code, err)
 }
 
 /// A 40x30 image: dark background, a coloured block that shifts a little with `i`.

@@ -763,20 +763,11 @@ impl MaskIndex {
             .into());
         }
         let mut by_stem: HashMap<String, Vec<PathBuf>> = HashMap::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if let Some(name) = p.file_name().and_then(|n| n.to_str())
-                    && let Some(stem) = MASK_SUFFIXES.iter().find_map(|s| name.strip_suffix(s))
-                {
-                    by_stem.entry(stem.to_string()).or_default().push(p.clone());
-                }
+        for p in crate::io::files_under(dir) {
+            if let Some(name) = p.file_name().and_then(|n| n.to_str())
+                && let Some(stem) = MASK_SUFFIXES.iter().find_map(|s| name.strip_suffix(s))
+            {
+                by_stem.entry(stem.to_string()).or_default().push(p.clone());
             }
         }
         for v in by_stem.values_mut() {

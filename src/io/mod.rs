@@ -142,3 +142,24 @@ pub fn sha256_file(path: &std::path::Path) -> Result<String, IoError> {
             s
         }))
 }
+
+/// Every file below `root` (sub-folders included, unreadable folders skipped), sorted.
+pub fn files_under(root: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1052,7 +1052,13 @@ fn train_into(
                     ),
                 )?;
                 let fold_model = TrainedModel {
-                    spec: provisional_spec(m, &prep, normalization, outcome.config.clone()),
+                    spec: base_spec(
+                        m,
+                        &prep,
+                        ModelKind::Autoencoder,
+                        normalization,
+                        Some(outcome.config.clone()),
+                    ),
                     net: Net::Autoencoder(Box::new(net), st),
                     part_mask: None,
                     calibration: None,
@@ -1113,25 +1119,13 @@ fn train_into(
     };
     let ae_config = outcome.as_ref().map(|o| o.config.clone());
     let spec = ModelSpec {
-        format: MODEL_FORMAT,
-        version: crate::VERSION.into(),
-        kind,
-        model_name: m.model_name.clone(),
-        input_shape: [p, c],
-        pooled_shape: [prep.pooled.0, prep.pooled.1],
-        channels: prep.channels.clone(),
-        weights: prep.weights.clone(),
-        data_max: prep.data_max,
-        label_types: prep.label_types.clone(),
-        autoencoder: ae_config.clone(),
         weights_file: (kind == ModelKind::Autoencoder).then(|| weights_file.clone()),
         safetensors_file: Some(safetensors_file.clone()),
         std_floor,
         validation_files: validation_files.clone(),
-        input_normalization: normalization,
         calibration_folds: folds.len(),
         calibration_files: prep.files.clone(),
-        checksums: BTreeMap::new(),
+        ..base_spec(m, &prep, kind, normalization, ae_config.clone())
     };
     let model = TrainedModel {
         spec: spec.clone(),
@@ -1538,18 +1532,21 @@ fn type_label(model_dir: &Path, model_name: &str) -> String {
     )
 }
 
-/// The spec of an autoencoder fitted during cross-validation, enough to compute its residuals.
-fn provisional_spec(
+/// The spec of a model of `kind` fitted on `prep`, without its files, floor, folds or checksums:
+/// enough to compute an autoencoder's residuals during cross-validation, and the base of the
+/// spec that is written.
+fn base_spec(
     m: &ModelTraining,
     prep: &Prepared,
+    kind: ModelKind,
     normalization: InputNormalization,
-    config: AutoencoderConfig,
+    config: Option<AutoencoderConfig>,
 ) -> ModelSpec {
     let (_, p, c) = prep.data.dim();
     ModelSpec {
         format: MODEL_FORMAT,
         version: crate::VERSION.into(),
-        kind: ModelKind::Autoencoder,
+        kind,
         model_name: m.model_name.clone(),
         input_shape: [p, c],
         pooled_shape: [prep.pooled.0, prep.pooled.1],
@@ -1557,7 +1554,7 @@ fn provisional_spec(
         weights: prep.weights.clone(),
         data_max: prep.data_max,
         label_types: prep.label_types.clone(),
-        autoencoder: Some(config),
+        autoencoder: config,
         weights_file: None,
         safetensors_file: None,
         std_floor: None,

@@ -117,3 +117,25 @@ pub fn real_fixture(name: &str) -> Option<PathBuf> {
     eprintln!("skipped: fixture {} not present", p.display());
     None
 }
+
+/// The pixal binary under test, never downloading a rembg model (method auto would fetch u2net
+/// on first use).
+pub fn pixal_command() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_pixal"));
+    c.env("PIXAL_NO_DOWNLOAD", "1");
+    c
+}
+
+/// Runs pixal in `dir` with `args`: (exit code, stdout, stderr); -1 when killed by a signal.
+pub fn run_pixal(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = pixal_command()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
