@@ -60,8 +60,8 @@ pub struct Verdict {
     /// The image threshold the score was compared with (None: loss_cut mode, where any
     /// anomalous pixel makes the photo anomalous).
     pub threshold: Option<f64>,
-    /// `anomalous` or `good`.
-    pub verdict: String,
+    /// Good or anomalous (written `good` / `anomalous`).
+    pub verdict: crate::detect::Verdict,
     /// Share of the pooled pixels above the pixel threshold, percent.
     pub anomalous_percent: f64,
     /// Ground truth, when masks were given: true = the mask marks a defect.
@@ -142,7 +142,7 @@ impl Summary {
     pub fn exit_code(&self) -> i32 {
         if !self.failed.is_empty() {
             EXIT_FAILED_INPUTS
-        } else if self.fail_on_anomaly && self.images.iter().any(|v| v.verdict == "anomalous") {
+        } else if self.fail_on_anomaly && self.images.iter().any(|v| v.verdict.is_anomalous()) {
             EXIT_ANOMALY
         } else {
             EXIT_OK
@@ -166,10 +166,10 @@ impl Summary {
                 format!("{:.4}", v.score),
                 v.threshold
                     .map_or("any pixel".to_string(), |t| format!("{t:.4}")),
-                if v.verdict == "anomalous" {
+                if v.verdict.is_anomalous() {
                     "ANOMALOUS".to_string()
                 } else {
-                    v.verdict.clone()
+                    v.verdict.to_string()
                 },
             ]);
         }
