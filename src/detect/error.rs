@@ -60,29 +60,8 @@ pub enum DetectError {
     },
     /// No photo of the run finds its mask in the ground-truth folder: metrics computed as if
     /// every photo were good would be silently wrong.
-    #[error(
-        "--truth {dir}: no ground-truth mask matches any of the {photos} photo(s); for {photo} pixal looks for {dir}/{stem}_mask.png, {dir}/{stem}_defect.png, {dir}/{type_name}/{stem}_mask.png or the MVTec layout {dir}/<defect folder>/{stem}_mask.png; {there}",
-        dir = dir.display(),
-        there = if examples.is_empty() {
-            "the folder holds no *_mask.png or *_defect.png at all".to_string()
-        } else {
-            format!("it holds e.g. {}", examples.join(", "))
-        }
-    )]
-    NoMaskMatches {
-        /// The ground-truth folder.
-        dir: PathBuf,
-        /// How many photos looked for a mask.
-        photos: usize,
-        /// The first photo.
-        photo: String,
-        /// Its type.
-        type_name: String,
-        /// Its file stem (what mask names must start with).
-        stem: String,
-        /// A few mask files the folder does hold (empty: none).
-        examples: Vec<String>,
-    },
+    #[error(transparent)]
+    NoMaskMatches(Box<NoMaskMatch>),
     /// A mask file that cannot be read as an image.
     #[error(transparent)]
     MaskUnreadable(#[from] IoError),
@@ -104,7 +83,33 @@ impl DetectError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            DetectError::NoTruthFolder { .. } | DetectError::NoMaskMatches { .. }
+            DetectError::NoTruthFolder { .. } | DetectError::NoMaskMatches(_)
         )
     }
+}
+
+/// No photo of a run finds its mask in the ground-truth folder; says what was looked for.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--truth {dir}: no ground-truth mask matches any of the {photos} photo(s); for {photo} pixal looks for {dir}/{stem}_mask.png, {dir}/{stem}_defect.png, {dir}/{type_name}/{stem}_mask.png or the MVTec layout {dir}/<defect folder>/{stem}_mask.png; {there}",
+    dir = dir.display(),
+    there = if examples.is_empty() {
+        "the folder holds no *_mask.png or *_defect.png at all".to_string()
+    } else {
+        format!("it holds e.g. {}", examples.join(", "))
+    }
+)]
+pub struct NoMaskMatch {
+    /// The ground-truth folder.
+    pub dir: PathBuf,
+    /// How many photos looked for a mask.
+    pub photos: usize,
+    /// The first photo.
+    pub photo: String,
+    /// Its type.
+    pub type_name: String,
+    /// Its file stem (what mask names must start with).
+    pub stem: String,
+    /// A few mask files the folder does hold (empty: none).
+    pub examples: Vec<String>,
 }

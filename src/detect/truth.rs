@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::error::DetectError;
+use super::error::{DetectError, NoMaskMatch};
 
 /// The file-name endings of ground-truth masks: pixal's and anomalib's `_mask.png`, and
 /// `_defect.png`.
@@ -107,14 +107,14 @@ impl MaskIndex {
             .map(|p| p.display().to_string())
             .collect();
         examples.sort();
-        Err(DetectError::NoMaskMatches {
+        Err(DetectError::NoMaskMatches(Box::new(NoMaskMatch {
             dir: self.dir.clone(),
             photos: photos.len(),
             photo: photo.to_string(),
             type_name: type_name.to_string(),
             stem: file_stem(photo),
             examples,
-        })
+        })))
     }
 
     /// The mask of a photo as booleans on the photo grid (`None` when there is no mask: a good

@@ -12,7 +12,7 @@ use super::DetectJob;
 use super::jobs;
 use super::outputs::{self, ImageResult};
 use super::truth::GroundTruth;
-use crate::detect::decide::{self, Detector, ImageData, Judgement};
+use crate::detect::judge::{self, Detector, ImageData, Judgement};
 use crate::detect::truth::MaskIndex;
 use crate::io::metadata::RowSource;
 use crate::io::npz::InputData;
@@ -56,7 +56,7 @@ impl ImagePass<'_> {
         let geometry = jobs::geometry(row, shape, self.pool);
         // Before the photo-sized map is allocated: a damaged file could otherwise ask for
         // terabytes.
-        decide::check_geometry(&geometry).map_err(|e| {
+        judge::check_geometry(&geometry).map_err(|e| {
             anyhow!(
                 "{}: the row of {} gives {e}",
                 self.job.metadata.display(),

@@ -23,7 +23,8 @@ use rayon::prelude::*;
 
 use super::Summary;
 use crate::config::Config;
-use crate::detect::decide::{self, Detector, ThresholdSettings, Thresholds};
+use crate::detect::decide::{self, ThresholdSettings, Thresholds};
+use crate::detect::judge::Detector;
 use crate::detect::score::{self, PartGrid, ScoreSettings};
 use crate::detect::truth::MaskIndex;
 use crate::io::metadata::{PreprocessingMetadata, read_yaml};
