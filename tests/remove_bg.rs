@@ -238,6 +238,18 @@ fn classical_matches_rembg_on_the_real_photo() {
     }
     assert!(score >= 0.97, "IoU {score}");
     assert_eq!(mask.dimensions(), photo.dimensions());
+    // No bites out of the part: a dark trace running along the part's edge once passed for
+    // dark background next to the part, and the mask lost the strip above it (122 columns of
+    // the photo missed more than 4 of rembg's part pixels; the part's vertical ends account for
+    // a few such columns).
+    let width = mask.width() as usize;
+    let mut missed = vec![0usize; width];
+    for (i, (p, &r)) in mask.pixels().zip(&alpha).enumerate() {
+        missed[i % width] += usize::from(r && p[0] <= 127);
+    }
+    let bitten = missed.iter().filter(|&&n| n > 4).count();
+    eprintln!("columns missing more than 4 of rembg's part pixels: {bitten}");
+    assert!(bitten <= 20, "{bitten} columns bitten out of the part");
     // The soft edge is narrow: nearly every pixel is fully in or out.
     let soft = mask.pixels().filter(|p| p[0] > 0 && p[0] < 255).count();
     assert!(soft < 40_000, "{soft} semi-transparent pixels");

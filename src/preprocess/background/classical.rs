@@ -20,7 +20,10 @@
 //!    stage), which the mixture segments of step 3 would call background. So the mask is grown
 //!    (at most 6 pixels) into every pixel that differs from the *local* mean of the nearby pure
 //!    background pixels of each colour by more than half the threshold: near the part only the
-//!    colours actually present around it count.
+//!    colours actually present around it count. A colour is present only where its pure pixels
+//!    form a region of at least the mixing window's area: a dark trace along the part's edge,
+//!    which the global test calls background, is a sliver, and must not make itself (and the
+//!    margin beyond it) background by standing in for a dark background next to the part.
 //! 5. **Refine at full resolution.** In a band of ±2 work pixels around the mask edge, every
 //!    full-resolution pixel is classified again against the local background (interpolated),
 //!    cleaned with a small opening and closing, holes filled.
@@ -56,6 +59,9 @@ const LOCAL_RADIUS: usize = 8;
 /// Radius (working pixels) within which two background colours must both occur for their
 /// mixtures to count as background near a part.
 const MIX_RADIUS: usize = 3;
+/// Smallest region (working pixels, 8-connected) of one background colour's pure pixels that
+/// counts as that colour being present nearby: the mixing window's area.
+const MIN_PURE_AREA: usize = (2 * MIX_RADIUS + 1) * (2 * MIX_RADIUS + 1);
 /// Most working pixels the mask may grow into the local-background test's candidates.
 const GROW_STEPS: usize = 6;
 /// Half-width (working pixels) of the band refined at full resolution.
@@ -471,8 +477,14 @@ impl<'a> LocalBackground<'a> {
         let mut present = Vec::new();
         let mut close = Vec::new();
         for (j, &proto) in protos.iter().enumerate() {
-            let ind: Vec<f32> = (0..w * h)
-                .map(|i| f32::from(u8::from(pure[i] && nearest[i] == j)))
+            // A colour's pure pixels count only in regions of at least MIN_PURE_AREA: a dark
+            // trace along the part's edge, cut off by the global test, is a sliver that must not
+            // pass for a dark background next to the part (it would then be background itself).
+            let ind = Bitmap::from_fn(w, h, |i| pure[i] && nearest[i] == j);
+            let ind: Vec<f32> = morphology::keep_large_components(&ind, 0.0, MIN_PURE_AREA)
+                .data
+                .iter()
+                .map(|&v| f32::from(v))
                 .collect();
             let count = morphology::box_sum(&ind, w, h, LOCAL_RADIUS);
             let near = morphology::box_sum(&ind, w, h, MIX_RADIUS);
