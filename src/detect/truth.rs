@@ -9,7 +9,9 @@
 //! 3. `<dir>/<defect>/<stem>_mask.png`, where `<defect>` is the name of the photo's folder: the
 //!    MVTec AD / anomalib layout (`test/<defect>/<stem>.png` with
 //!    `ground_truth/<defect>/<stem>_mask.png`);
-//! 4. otherwise a `<stem>_mask.png` anywhere below `<dir>`, when exactly one has that stem.
+//! 4. otherwise a `<stem>_mask.png` anywhere below `<dir>`, when exactly one has that stem and
+//!    the photo is not in a folder named `good` (MVTec's good test photos share their names
+//!    with the defect folders' photos).
 //!
 //! A photo with no mask is a good image.
 
@@ -83,8 +85,15 @@ impl MaskIndex {
         if let Some(c) = candidates.find(|c| c.is_file()) {
             return Some(c);
         }
+        // A photo in a `good` folder (MVTec AD / anomalib: `test/good/000.png`) has no mask by
+        // that convention; a unique `000_mask.png` below `<dir>` belongs to a defect folder's
+        // photo of the same name, never to it.
+        let in_good_folder = p
+            .parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|n| n.eq_ignore_ascii_case("good"));
         match self.by_stem.get(&stem) {
-            Some(v) if v.len() == 1 => Some(v[0].clone()),
+            Some(v) if v.len() == 1 && !in_good_folder => Some(v[0].clone()),
             _ => None,
         }
     }
@@ -241,6 +250,20 @@ mod tests {
                 "/mvtec/bottle/test/good/000.png",
                 "bottle",
                 None,
+            ),
+            // ... and when only one defect folder holds that stem.
+            (
+                &["scratch/000_mask.png"],
+                "/mvtec/bottle/test/good/000.png",
+                "bottle",
+                None,
+            ),
+            // The same unique stem for a photo outside a `good` folder is its mask.
+            (
+                &["scratch/000_mask.png"],
+                "/elsewhere/000.png",
+                "bottle",
+                Some("scratch/000_mask.png"),
             ),
             // A stem found in two unrelated folders is ambiguous, not guessed.
             (
