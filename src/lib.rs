@@ -26,6 +26,7 @@ pub mod preprocess;
 pub mod report;
 pub mod rng;
 pub mod simd;
+pub mod types;
 
 /// The version of this tool, recorded in every metadata file it writes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::raw::{ChannelList, RawParameters};
 use super::{ConfigError, yaml};
-use crate::preprocess::Channel;
+use crate::types::{Channel, Cutout, Method, Scoring, ThresholdMode};
 
 /// Reconstruction loss of the autoencoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,7 +93,7 @@ pub struct RemoveBackground {
     /// Worker threads (>= 1).
     pub max_workers: usize,
     /// Segmentation method.
-    pub method: crate::preprocess::background::Method,
+    pub method: Method,
     /// A rembg model name, or a path to a `.onnx` file (`~/` expanded).
     pub model: String,
     /// The ONNX Runtime library (file or folder) named in the config, `~/` expanded.
@@ -101,7 +101,7 @@ pub struct RemoveBackground {
     /// rembg's mask post-processing.
     pub post_process_mask: bool,
     /// Cut-out style.
-    pub cutout: crate::preprocess::background::Cutout,
+    pub cutout: Cutout,
     /// Download a missing rembg model on first use (`PIXAL_NO_DOWNLOAD` forbids it too).
     pub download: bool,
     /// Base address of the model downloads, when not rembg's release (`PIXAL_MODEL_URL` wins).
@@ -141,8 +141,7 @@ pub struct Preprocessor {
     pub file_name: String,
     /// Pooling block size (>= 1).
     pub pool_size: usize,
-    /// The channels, in order (`ALL` expanded).
-    #[serde(serialize_with = "channel_names")]
+    /// The channels, in order (`ALL` expanded), written by name.
     pub channels: Vec<Channel>,
     /// One weight per channel.
     pub weights: Vec<f32>,
@@ -154,10 +153,6 @@ pub struct Preprocessor {
     pub bg_threshold: u8,
     /// Fit each photo's channels to the training reference inside the part.
     pub photometric_normalization: bool,
-}
-
-fn channel_names<S: serde::Serializer>(c: &[Channel], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(c.iter().map(|c| c.name()))
 }
 
 /// `preprocessing:`, validated.
@@ -261,9 +256,9 @@ pub struct Plotting {
 #[derive(Debug, Clone, Serialize)]
 pub struct Detection {
     /// Raw or standardised pixel scores.
-    pub scoring: crate::detect::score::Scoring,
+    pub scoring: Scoring,
     /// Automatic thresholds or the original's loss_cut.
-    pub threshold: crate::detect::score::ThresholdMode,
+    pub threshold: ThresholdMode,
     /// Quantile for the automatic pixel threshold, in (0, 1].
     pub pixel_quantile: f64,
     /// Factor for the automatic image threshold (> 0).
@@ -654,7 +649,6 @@ impl Parameters {
             loss_cut: pl.loss_cut,
         };
         let d = &raw.detection;
-        use crate::detect::score::{Scoring, ThresholdMode};
         if !(d.pixel_quantile > 0.0 && d.pixel_quantile <= 1.0) {
             return Err(cx.invalid(
                 "detection.pixel_quantile",
@@ -786,7 +780,7 @@ fn resolve_remove_background(
     cx: &Ctx<'_>,
     r: &super::raw::RawRemoveBackground,
 ) -> Result<RemoveBackground, ConfigError> {
-    use crate::preprocess::background::{Cutout, Method, onnx};
+    use crate::types::background::{KNOWN_MODELS, is_model_path};
     const KEY: &str = "preprocessing.remove_background";
     let method = cx.choice(
         &format!("{KEY}.method"),
@@ -806,13 +800,13 @@ fn resolve_remove_background(
         ],
     )?;
     let model = r.model.trim();
-    let model = if onnx::is_model_path(model) {
+    let model = if is_model_path(model) {
         expand_home(model).display().to_string()
     } else {
         cx.choice(
             &format!("{KEY}.model"),
             model,
-            &onnx::KNOWN_MODELS.map(|m| (m, m)),
+            &KNOWN_MODELS.map(|m| (m, m)),
         )
         .map_err(|e| match e {
             ConfigError::Invalid {
@@ -1226,7 +1220,6 @@ mod tests {
 
     #[test]
     fn detection_keys() {
-        use crate::detect::score::{Scoring, ThresholdMode};
         let p = parse("").unwrap();
         assert_eq!(p.detection.scoring, Scoring::Standardized);
         assert_eq!(p.detection.threshold, ThresholdMode::Auto);
@@ -1242,7 +1235,6 @@ mod tests {
 
     #[test]
     fn remove_background_keys_have_defaults_and_are_checked() {
-        use crate::preprocess::background::{Cutout, Method};
         let r = parse("").unwrap().preprocessing.remove_background;
         assert_eq!(r.method, Method::Auto);
         assert_eq!(r.model, "u2net");

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{IoError, atomic};
 use crate::config::raw::RawPreprocessor;
-use crate::preprocess::crop::CropBox;
+use crate::types::CropBox;
 
 /// `metadata/preprocessing.yaml`: how make_input turned images into `out.npz`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
