@@ -37,6 +37,7 @@ use crate::io::atomic;
 use crate::io::image::{list_images, load_rgba8, save_png};
 use crate::preprocess::align::{AlignParams, Aligned, ReferenceSet, align_with_fallback};
 use crate::preprocess::homography::Homography;
+use crate::preprocess::keypoints::OrbParams;
 use crate::report::colormap;
 use crate::report::plot::{self, Axes, PALETTE, Series};
 
@@ -87,6 +88,27 @@ pub fn align_types(
         }
     }
     Ok(out)
+}
+
+/// The alignment settings of a resolved configuration: the `preprocessing.alignment` keys, the
+/// run's seed (RANSAC's sampling) and make_input's `bg_threshold` (the refinement's foreground).
+pub fn align_params(cfg: &Config) -> AlignParams {
+    let a = &cfg.params.preprocessing.alignment;
+    AlignParams {
+        knn_ratio: a.knn_ratio,
+        number_of_points: a.number_of_points,
+        ransac_threshold: a.ransac_threshold,
+        min_score: a.min_score_threshold,
+        max_mse: a.max_mse_threshold,
+        min_good_matches: a.min_good_matches,
+        orb: OrbParams {
+            n_features: a.n_features,
+            ..OrbParams::default()
+        },
+        refine: a.refine,
+        seed: cfg.params.model_training.seed,
+        bg_threshold: cfg.params.preprocessing.preprocessor.bg_threshold,
+    }
 }
 
 /// The name of an image's aligned copy: `no_bg` in the stem becomes `aligned`, otherwise
@@ -317,7 +339,7 @@ fn align_training_type(
         return Ok(None);
     }
     let photos = upstream.as_ref().map_or(files.len(), |r| r.photos);
-    let params = AlignParams::from_config(cfg);
+    let params = align_params(cfg);
     let out_dir = cfg.layout.aligned_images(Some(name));
     let metrics_dir = cfg.layout.aligned_metrics(Some(name));
     crate::io::atomic::create_dir_all(&out_dir)?;
@@ -419,7 +441,7 @@ pub fn align_validation_type(
     } else {
         list_images(photos)?
     };
-    let params = AlignParams::from_config(cfg);
+    let params = align_params(cfg);
     let set = training_references(cfg, Some(ty))?;
     let ref_path = cfg
         .layout
