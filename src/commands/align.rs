@@ -35,6 +35,7 @@ use super::{Summary, UsageError, discover_types};
 use crate::config::Config;
 use crate::io::atomic;
 use crate::io::image::{list_images, load_rgba8, save_png};
+use crate::io::stage::{AlignmentRow, read_alignment_csv, write_alignment_csv};
 use crate::preprocess::align::{AlignParams, Aligned, ReferenceSet, align_with_fallback};
 use crate::preprocess::homography::Homography;
 use crate::preprocess::keypoints::OrbParams;
@@ -123,79 +124,6 @@ pub fn aligned_name(source: &Path) -> String {
     } else {
         format!("{stem}_aligned.png")
     }
-}
-
-/// One row of `alignment.csv`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlignmentRow {
-    /// The aligned image's file name (in the aligned folder).
-    pub image: String,
-    /// The reference it was aligned to (a file name in the training aligned folder).
-    pub reference: String,
-    /// RANSAC inliers (0 for the reference itself).
-    pub inliers: usize,
-    /// Inliers over good matches (0 for the reference itself).
-    pub inlier_ratio: f64,
-    /// SSIM against the reference.
-    pub ssim: f64,
-    /// Gray MSE against the reference.
-    pub mse: f64,
-    /// Photo -> reference frame homography, row-major.
-    pub homography: [f64; 9],
-    /// The image that was aligned (its path as given).
-    pub source: String,
-}
-
-/// The header of `alignment.csv`.
-pub const ALIGNMENT_CSV_HEADER: &str =
-    "image,reference,inliers,inlier_ratio,ssim,mse,h00,h01,h02,h10,h11,h12,h20,h21,h22,source";
-
-/// Writes `alignment.csv` atomically.
-pub fn write_alignment_csv(path: &Path, rows: &[AlignmentRow]) -> anyhow::Result<()> {
-    let header: Vec<&str> = ALIGNMENT_CSV_HEADER.split(',').collect();
-    let records = rows.iter().map(|r| {
-        let mut f = vec![
-            r.image.clone(),
-            r.reference.clone(),
-            r.inliers.to_string(),
-            format!("{:.6}", r.inlier_ratio),
-            format!("{:.6}", r.ssim),
-            format!("{:.4}", r.mse),
-        ];
-        f.extend(r.homography.iter().map(|v| format!("{v}")));
-        f.push(r.source.clone());
-        f
-    });
-    let bytes = crate::io::table::to_csv(&header, records)?;
-    atomic::write_bytes(path, &bytes)?;
-    Ok(())
-}
-
-/// Reads an `alignment.csv` written by [`write_alignment_csv`].
-pub fn read_alignment_csv(path: &Path) -> anyhow::Result<Vec<AlignmentRow>> {
-    let records = crate::io::table::read_csv(path, 16)?;
-    let mut rows = Vec::with_capacity(records.len());
-    for rec in &records {
-        let line = rec.position().map_or(0, |p| p.line());
-        let bad = || anyhow::anyhow!("{}:{line}: malformed alignment row", path.display());
-        let field = |k: usize| rec.get(k).unwrap_or_default();
-        let num = |k: usize| field(k).trim().parse::<f64>().map_err(|_| bad());
-        let mut h = [0.0; 9];
-        for (k, v) in h.iter_mut().enumerate() {
-            *v = num(6 + k)?;
-        }
-        rows.push(AlignmentRow {
-            image: field(0).to_string(),
-            reference: field(1).to_string(),
-            inliers: field(2).trim().parse().map_err(|_| bad())?,
-            inlier_ratio: num(3)?,
-            ssim: num(4)?,
-            mse: num(5)?,
-            homography: h,
-            source: field(15).to_string(),
-        });
-    }
-    Ok(rows)
 }
 
 /// The training images of a type as candidate references for validation: the training
@@ -1083,38 +1011,5 @@ mod tests {
             "t_000_aligned.png"
         );
         assert_eq!(aligned_name(Path::new("photo.JPG")), "photo_aligned.png");
-    }
-
-    #[test]
-    fn alignment_csv_round_trips() {
-        let tmp = tempfile::tempdir().unwrap();
-        let p = tmp.path().join("alignment.csv");
-        let rows = vec![
-            AlignmentRow {
-                image: "a_aligned.png".into(),
-                reference: "a_aligned.png".into(),
-                inliers: 0,
-                inlier_ratio: 0.0,
-                ssim: 1.0,
-                mse: 0.0,
-                homography: identity9(),
-                source: "in/t/a.png".into(),
-            },
-            AlignmentRow {
-                image: "b, \"2\"_aligned.png".into(),
-                reference: "a_aligned.png".into(),
-                inliers: 321,
-                inlier_ratio: 0.875,
-                ssim: 0.912345,
-                mse: 12.5,
-                homography: [1.01, -0.02, 3.5, 0.02, 0.99, -4.25, 1e-6, -2e-7, 1.0],
-                source: "in/t/b.png".into(),
-            },
-        ];
-        write_alignment_csv(&p, &rows).unwrap();
-        let back = read_alignment_csv(&p).unwrap();
-        assert_eq!(back, rows);
-        let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.starts_with(ALIGNMENT_CSV_HEADER));
     }
 }

@@ -13,10 +13,10 @@ use rayon::prelude::*;
 
 use super::{Summary, UsageError, discover_types};
 use crate::config::Config;
-use crate::config::raw::{ChannelList, RawPreprocessor};
 use crate::io::image::{list_images, load_rgb8, save_png};
-use crate::io::metadata::{PreprocessingMetadata, RowSource, write_yaml};
+use crate::io::metadata::write_yaml;
 use crate::io::npz::{InputData, PartReference, write_input};
+use crate::io::stage::{PreprocessingMetadata, PreprocessorSettings, RowSource};
 use crate::preprocess::crop::{self, BBox, CropBox};
 use crate::preprocess::input::image_rows;
 use crate::preprocess::photometric;
@@ -532,14 +532,16 @@ fn build_logged(
         }
         .into(),
         types: type_names,
-        preprocessor: RawPreprocessor {
+        preprocessor: PreprocessorSettings {
             file_name: pp.file_name.clone(),
-            pool_size: pp.pool_size as i64,
-            channels: ChannelList::List(pp.channels.iter().map(|c| c.name().to_string()).collect()),
+            // Both fit: pool_size is at most the cropped image's side (checked above), and a
+            // padding past u32::MAX pixels pads to the image's border either way.
+            pool_size: u32::try_from(pp.pool_size).unwrap_or(u32::MAX),
+            channels: pp.channels.clone(),
             weights: pp.weights.iter().map(|&w| f64::from(w)).collect(),
             zero_pruning: pp.zero_pruning,
-            zero_pruning_padding: pp.zero_pruning_padding as i64,
-            bg_threshold: i64::from(pp.bg_threshold),
+            zero_pruning_padding: u32::try_from(pp.zero_pruning_padding).unwrap_or(u32::MAX),
+            bg_threshold: pp.bg_threshold,
             photometric_normalization: pp.photometric_normalization,
         },
         crop_box: target.stored_crop.or(kept[0].1),
