@@ -12,7 +12,9 @@
 //!
 //! Every stage has a pure core (in [`preprocess`], plain data in and out) and a thin wrapper in
 //! [`commands`] that knows folders, progress bars and per-image failures. The configuration is
-//! read once by [`config`] from the original's `parameters.yaml` and `paths.yaml`.
+//! read once by [`config`] from the original's `parameters.yaml` and `paths.yaml`. The files
+//! between stages are typed in [`io::stage`]; values that settings and stages share sit at the
+//! bottom, in [`types`]. Imports point one way (README, "Code layout"; `tests/layering.rs`).
 
 pub mod cli;
 pub mod commands;
@@ -26,6 +28,7 @@ pub mod preprocess;
 pub mod report;
 pub mod rng;
 pub mod simd;
+pub mod types;
 
 /// The version of this tool, recorded in every metadata file it writes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

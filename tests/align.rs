@@ -391,7 +391,7 @@ fn align_command_writes_images_tables_and_figures() {
         .unwrap()
         .to_rgba8();
     assert_eq!(copy, reference);
-    let rows = pixal::commands::align::read_alignment_csv(&aligned.join("alignment.csv")).unwrap();
+    let rows = pixal::io::stage::read_alignment_csv(&aligned.join("alignment.csv")).unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0].image, "a_aligned.png");
     assert_eq!(rows[0].reference, "a_aligned.png");
@@ -429,7 +429,7 @@ fn align_command_writes_images_tables_and_figures() {
     // The refused alignments are still in the metrics, marked as not accepted.
     let results = std::fs::read_to_string(metrics.join("results.csv")).unwrap();
     assert_eq!(results.matches(",false,").count(), 2, "{results}");
-    let rows = pixal::commands::align::read_alignment_csv(&aligned.join("alignment.csv")).unwrap();
+    let rows = pixal::io::stage::read_alignment_csv(&aligned.join("alignment.csv")).unwrap();
     assert_eq!(rows.len(), 1);
 
     // Validation: new photos aligned to the training reference (first run's outputs).
@@ -470,7 +470,7 @@ fn preprocess_aligns_the_cutouts_before_make_input() {
     assert_eq!(code, 0, "{err}");
     let cfg = p.config();
     let csv = cfg.layout.aligned_images(Some("top")).join("alignment.csv");
-    let rows = pixal::commands::align::read_alignment_csv(&csv).unwrap();
+    let rows = pixal::io::stage::read_alignment_csv(&csv).unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
     let meta = std::fs::read_to_string(cfg.layout.metadata(Some("top")).join("preprocessing.yaml"))
         .unwrap();

@@ -13,11 +13,11 @@ use rayon::prelude::*;
 
 use super::{Summary, UsageError, discover_types};
 use crate::config::Config;
-use crate::config::raw::{ChannelList, RawPreprocessor};
 use crate::io::image::{list_images, load_rgb8, save_png};
-use crate::io::metadata::{PreprocessingMetadata, RowSource, write_yaml};
+use crate::io::metadata::write_yaml;
 use crate::io::npz::{InputData, PartReference, write_input};
-use crate::preprocess::crop::{self, BBox, CropBox};
+use crate::io::stage::{PreprocessingMetadata, PreprocessorSettings, RowSource};
+use crate::preprocess::crop::{self, BBox, CropBox, TrainingBox};
 use crate::preprocess::input::image_rows;
 use crate::preprocess::photometric;
 
@@ -296,25 +296,16 @@ fn build_logged(
         }
     }
 
-    // Per-image crop boxes: at validation the stored box re-centred on each image; in training
-    // the union foreground box of the folder, for images of the folder's common size.
+    // Per-image crop boxes: at validation the stored box placed on each image; in training
+    // the box the folder's images share, for images of the folder's common size.
     let mut boxes: Vec<Option<CropBox>> = Vec::new();
-    let size = common_size(&good).unwrap_or((0, 0));
     if let Some(stored) = target.stored_crop {
         good.retain(|s| {
-            // An aligned image is already in the training reference frame: it keeps the
-            // training box to the pixel, or every edge of the part would move against the
-            // model. Only unaligned images are re-centred on their own foreground.
             let aligned = target
                 .provenance
                 .get(&s.path)
                 .is_some_and(|p| p.homography.is_some());
-            let placed = if aligned {
-                stored.fits(s.size.0, s.size.1).then_some(stored)
-            } else {
-                crop::recenter(&stored, s.fg, s.size.0, s.size.1)
-            };
-            match placed {
+            match crop::place_stored(&stored, aligned, s.fg, s.size.0, s.size.1) {
                 Some(b) => {
                     boxes.push(Some(b));
                     true
@@ -336,6 +327,7 @@ fn build_logged(
             }
         });
     } else {
+        let size = crop::common_size(good.iter().map(|s| s.size)).unwrap_or((0, 0));
         good.retain(|s| {
             if s.size == size {
                 return true;
@@ -353,27 +345,21 @@ fn build_logged(
             );
             false
         });
-        let shared = if pp.zero_pruning {
-            match good.iter().filter_map(|s| s.fg).reduce(crop::union) {
-                Some(bb) => Some(crop::padded(
-                    bb,
-                    pp.zero_pruning_padding as u32,
-                    size.0,
-                    size.1,
-                )),
-                None if good.is_empty() => None,
-                None => {
-                    summary.warn(format!(
-                        "make_input {label}: no pixel above bg_threshold {} in any image; using the whole image",
-                        pp.bg_threshold
-                    ));
-                    Some(CropBox::full(size.0, size.1))
-                }
-            }
-        } else {
-            None
-        };
-        boxes = vec![shared; good.len()];
+        let foregrounds: Vec<Option<BBox>> = good.iter().map(|s| s.fg).collect();
+        let shared = crop::training_box(
+            &foregrounds,
+            pp.zero_pruning,
+            pp.zero_pruning_padding as u32,
+            size.0,
+            size.1,
+        );
+        if let TrainingBox::Whole(_) = shared {
+            summary.warn(format!(
+                "make_input {label}: no pixel above bg_threshold {} in any image; using the whole image",
+                pp.bg_threshold
+            ));
+        }
+        boxes = vec![shared.crop_box(); good.len()];
     }
     if good.is_empty() {
         summary.warn(format!(
@@ -532,14 +518,16 @@ fn build_logged(
         }
         .into(),
         types: type_names,
-        preprocessor: RawPreprocessor {
+        preprocessor: PreprocessorSettings {
             file_name: pp.file_name.clone(),
-            pool_size: pp.pool_size as i64,
-            channels: ChannelList::List(pp.channels.iter().map(|c| c.name().to_string()).collect()),
+            // Both fit: pool_size is at most the cropped image's side (checked above), and a
+            // padding past u32::MAX pixels pads to the image's border either way.
+            pool_size: u32::try_from(pp.pool_size).unwrap_or(u32::MAX),
+            channels: pp.channels.clone(),
             weights: pp.weights.iter().map(|&w| f64::from(w)).collect(),
             zero_pruning: pp.zero_pruning,
-            zero_pruning_padding: pp.zero_pruning_padding as i64,
-            bg_threshold: i64::from(pp.bg_threshold),
+            zero_pruning_padding: u32::try_from(pp.zero_pruning_padding).unwrap_or(u32::MAX),
+            bg_threshold: pp.bg_threshold,
             photometric_normalization: pp.photometric_normalization,
         },
         crop_box: target.stored_crop.or(kept[0].1),
@@ -644,18 +632,4 @@ fn part_reference(
         }
     }
     Ok(part)
-}
-
-/// The most common image size (ties: the first in sorted order), so one odd photo sorted first
-/// does not reject all the others.
-fn common_size(good: &[Scanned]) -> Option<(u32, u32)> {
-    let mut counts: Vec<((u32, u32), usize)> = Vec::new();
-    for s in good {
-        match counts.iter_mut().find(|(sz, _)| *sz == s.size) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((s.size, 1)),
-        }
-    }
-    let best = counts.iter().map(|(_, n)| *n).max()?;
-    counts.iter().find(|(_, n)| *n == best).map(|(sz, _)| *sz)
 }

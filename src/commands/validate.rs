@@ -197,11 +197,13 @@ fn check_same_settings(
 ) -> anyhow::Result<()> {
     let pp = &cfg.params.preprocessing.preprocessor;
     let now: Vec<String> = pp.channels.iter().map(|c| c.name().to_string()).collect();
-    let then: Vec<String> = match &meta.preprocessor.channels {
-        crate::config::raw::ChannelList::List(l) => l.clone(),
-        crate::config::raw::ChannelList::Word(w) => vec![w.clone()],
-    };
-    if now != then || pp.pool_size as i64 != meta.preprocessor.pool_size {
+    let then: Vec<String> = meta
+        .preprocessor
+        .channels
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    if now != then || pp.pool_size != meta.preprocessor.pool_size as usize {
         return Err(UsageError(format!(
             "the configuration's channels {now:?} / pool_size {} differ from the training ones {then:?} / {} recorded in {}",
             pp.pool_size,

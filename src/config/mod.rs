@@ -3,8 +3,11 @@
 //! naming the file, the line and the closest known key), then validated once into typed values
 //! ([`resolved`]) and a folder [`paths::Layout`]. Only the resolved forms leave this module.
 
+mod check;
+mod inert;
 pub mod paths;
 pub mod raw;
+mod resolve;
 pub mod resolved;
 mod yaml;
 

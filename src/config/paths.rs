@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{ConfigError, resolved::closest, yaml};
+use super::{ConfigError, check::closest, yaml};
 
 /// Entries every `paths.yaml` must define, and that pixal knows.
 const KNOWN_ENTRIES: [&str; 24] = [

@@ -1,5 +1,7 @@
 //! Everything that touches files: image loading (EXIF orientation, 8/16-bit, gray, alpha, CMYK),
-//! listing input folders, atomic writes (temp file + rename), `.npz` and YAML metadata.
+//! listing input folders, atomic writes (temp file + rename), `.npz` and YAML metadata, and the
+//! typed files one stage writes for the next ([`stage`]). It names no configuration or stage
+//! type: the stage files are typed with [`crate::types`].
 
 pub mod atomic;
 pub mod image;

@@ -859,10 +859,11 @@ fn prepare(
     let pp = &params.preprocessing.preprocessor;
     let (channels, weights): (Vec<String>, Vec<f32>) = match &meta {
         Some(m) => (
-            match &m.preprocessor.channels {
-                crate::config::raw::ChannelList::List(l) => l.clone(),
-                crate::config::raw::ChannelList::Word(w) => vec![w.clone()],
-            },
+            m.preprocessor
+                .channels
+                .iter()
+                .map(|ch| ch.name().to_string())
+                .collect(),
             m.preprocessor.weights.iter().map(|&w| w as f32).collect(),
         ),
         None => (

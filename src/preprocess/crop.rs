@@ -1,23 +1,10 @@
 //! Zero pruning: the crop box that holds the foreground of every image of a folder, with
-//! padding, and its re-centring on a new image at validation time.
+//! padding, and its re-centring on a new image at validation time. The policy lives here, pure:
+//! which images a training folder keeps (the common size), the box they share
+//! ([`training_box`]), and where the stored box goes on a validation image ([`place_stored`]);
+//! make_input applies it and reports what it refuses.
 
-use serde::{Deserialize, Serialize};
-
-/// A crop rectangle in pixel coordinates. `y_max` and `x_max` are exclusive, so the crop is
-/// `img[y_min..y_max, x_min..x_max]` (numpy's `img[y_min:y_max, x_min:x_max]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CropBox {
-    /// First row.
-    pub y_min: u32,
-    /// One past the last row.
-    pub y_max: u32,
-    /// First column.
-    pub x_min: u32,
-    /// One past the last column.
-    pub x_max: u32,
-    /// The padding that was added around the foreground.
-    pub padding: u32,
-}
+pub use crate::types::CropBox;
 
 /// A bounding box of foreground pixels, max exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,37 +17,6 @@ pub struct BBox {
     pub x_min: u32,
     /// One past the last column.
     pub x_max: u32,
-}
-
-impl CropBox {
-    /// The whole image.
-    pub fn full(width: u32, height: u32) -> CropBox {
-        CropBox {
-            y_min: 0,
-            y_max: height,
-            x_min: 0,
-            x_max: width,
-            padding: 0,
-        }
-    }
-
-    /// Width in pixels.
-    pub fn width(&self) -> u32 {
-        self.x_max.saturating_sub(self.x_min)
-    }
-
-    /// Height in pixels.
-    pub fn height(&self) -> u32 {
-        self.y_max.saturating_sub(self.y_min)
-    }
-
-    /// True when the box lies inside an image of this size and is not empty.
-    pub fn fits(&self, width: u32, height: u32) -> bool {
-        self.x_min < self.x_max
-            && self.y_min < self.y_max
-            && self.x_max <= width
-            && self.y_max <= height
-    }
 }
 
 /// The bounding box of pixels where any of R, G, B exceeds `threshold`; `None` when there are
@@ -141,6 +97,80 @@ pub fn recenter(stored: &CropBox, fg: Option<BBox>, width: u32, height: u32) -> 
         x_max: x0 + bw,
         padding: stored.padding,
     })
+}
+
+/// Where the stored training box goes on one image at validation. An aligned image is already
+/// in the training reference frame: it keeps the training box to the pixel, or every edge of
+/// the part would move against the model. Only unaligned images are re-centred on their own
+/// foreground `fg` ([`recenter`]). `None` when the image (`width` x `height`) cannot hold the
+/// box.
+pub fn place_stored(
+    stored: &CropBox,
+    aligned: bool,
+    fg: Option<BBox>,
+    width: u32,
+    height: u32,
+) -> Option<CropBox> {
+    if aligned {
+        stored.fits(width, height).then_some(*stored)
+    } else {
+        recenter(stored, fg, width, height)
+    }
+}
+
+/// The most common image size (ties: the first in sorted order), so one odd photo sorted first
+/// does not reject all the others. The training images of a folder must all have it.
+pub fn common_size(sizes: impl IntoIterator<Item = (u32, u32)>) -> Option<(u32, u32)> {
+    let mut counts: Vec<((u32, u32), usize)> = Vec::new();
+    for size in sizes {
+        match counts.iter_mut().find(|(sz, _)| *sz == size) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((size, 1)),
+        }
+    }
+    let best = counts.iter().map(|(_, n)| *n).max()?;
+    counts.iter().find(|(_, n)| *n == best).map(|(sz, _)| *sz)
+}
+
+/// The crop box the training images of a folder share (see [`training_box`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainingBox {
+    /// No crop: zero pruning is off, or there are no images.
+    None,
+    /// The union of the images' foreground boxes, padded and clamped to the image.
+    Foreground(CropBox),
+    /// No pixel of any image is foreground: the whole image (worth a warning).
+    Whole(CropBox),
+}
+
+impl TrainingBox {
+    /// The box to crop every image with, if any.
+    pub fn crop_box(self) -> Option<CropBox> {
+        match self {
+            TrainingBox::None => None,
+            TrainingBox::Foreground(b) | TrainingBox::Whole(b) => Some(b),
+        }
+    }
+}
+
+/// The training side's crop box for images of size `width` x `height` whose foreground boxes
+/// are `foregrounds` (one per image): with `zero_pruning`, the union of the boxes padded by
+/// `padding` ([`union`], [`padded`]), so one box holds the part in every image.
+pub fn training_box(
+    foregrounds: &[Option<BBox>],
+    zero_pruning: bool,
+    padding: u32,
+    width: u32,
+    height: u32,
+) -> TrainingBox {
+    if !zero_pruning {
+        return TrainingBox::None;
+    }
+    match foregrounds.iter().flatten().copied().reduce(union) {
+        Some(bb) => TrainingBox::Foreground(padded(bb, padding, width, height)),
+        None if foregrounds.is_empty() => TrainingBox::None,
+        None => TrainingBox::Whole(CropBox::full(width, height)),
+    }
 }
 
 /// Copies the crop box out of an image. The box must fit (see [`CropBox::fits`]).
@@ -269,5 +299,64 @@ mod tests {
         );
         assert_eq!(c.dimensions(), (3, 3));
         assert_eq!(c.get_pixel(1, 1).0, [0, 0, 16]);
+    }
+
+    #[test]
+    fn stored_box_stays_put_on_aligned_images_and_follows_unaligned_ones() {
+        let stored = CropBox {
+            y_min: 10,
+            y_max: 30,
+            x_min: 10,
+            x_max: 50,
+            padding: 2,
+        };
+        let fg = Some(BBox {
+            y_min: 15,
+            y_max: 31,
+            x_min: 19,
+            x_max: 55,
+        });
+        assert_eq!(place_stored(&stored, true, fg, 100, 60), Some(stored));
+        assert_eq!(
+            place_stored(&stored, false, fg, 100, 60),
+            recenter(&stored, fg, 100, 60)
+        );
+        assert_ne!(place_stored(&stored, false, fg, 100, 60), Some(stored));
+        // An aligned image that cannot hold the box, and an unaligned one too small for it.
+        assert_eq!(place_stored(&stored, true, fg, 40, 60), None);
+        assert_eq!(place_stored(&stored, false, fg, 30, 60), None);
+    }
+
+    #[test]
+    fn common_size_is_the_most_frequent_first_on_ties() {
+        assert_eq!(common_size([(4, 3), (5, 5), (5, 5)]), Some((5, 5)));
+        assert_eq!(common_size([(4, 3), (5, 5)]), Some((4, 3)));
+        assert_eq!(common_size([]), None);
+    }
+
+    #[test]
+    fn training_box_is_the_padded_union_or_the_whole_image() {
+        let a = BBox {
+            y_min: 2,
+            y_max: 4,
+            x_min: 3,
+            x_max: 5,
+        };
+        let b = BBox {
+            y_min: 5,
+            y_max: 6,
+            x_min: 1,
+            x_max: 2,
+        };
+        let fgs = [Some(a), None, Some(b)];
+        assert_eq!(
+            training_box(&fgs, true, 1, 10, 8),
+            TrainingBox::Foreground(padded(union(a, b), 1, 10, 8))
+        );
+        assert_eq!(training_box(&fgs, false, 1, 10, 8), TrainingBox::None);
+        assert_eq!(training_box(&[], true, 1, 10, 8), TrainingBox::None);
+        let whole = training_box(&[None, None], true, 1, 10, 8);
+        assert_eq!(whole, TrainingBox::Whole(CropBox::full(10, 8)));
+        assert_eq!(whole.crop_box(), Some(CropBox::full(10, 8)));
     }
 }

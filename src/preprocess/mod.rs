@@ -4,7 +4,6 @@
 pub mod align;
 pub mod background;
 pub mod blur;
-pub mod channel;
 pub mod crop;
 pub mod features;
 pub mod homography;
@@ -14,4 +13,6 @@ pub mod photometric;
 pub mod pool;
 pub mod ssim;
 
-pub use channel::Channel;
+// The channel list is part of the configuration and of make_input's metadata, so the type lives
+// at the bottom of the crate; feature code names it from here.
+pub use crate::types::Channel;

@@ -30,7 +30,6 @@ pub mod resample;
 use std::path::PathBuf;
 
 use image::{GrayImage, RgbImage, RgbaImage};
-use serde::Serialize;
 
 /// Errors of background removal. Each names what is needed to act on it.
 #[derive(Debug, thiserror::Error)]
@@ -77,30 +76,8 @@ pub enum BackgroundError {
     },
 }
 
-/// How the RGBA cut-out is made from the photo and the mask.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cutout {
-    /// rembg's default (`naive_cutout`): alpha = mask and the colours multiplied by mask/255,
-    /// so the background is black and semi-transparent edge pixels darken. make_input reads
-    /// only RGB, so this is the style whose background falls under `bg_threshold`.
-    Premultiplied,
-    /// rembg's `putalpha`: alpha = mask and the colours kept as they are (the background keeps
-    /// its colour under alpha 0).
-    PutAlpha,
-}
-
-/// Which segmentation method to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// ONNX when a model and the runtime library are found, else classical (with a warning).
-    Auto,
-    /// rembg's U2-Net family through ONNX Runtime; missing model or library is an error.
-    Onnx,
-    /// The model-free colour segmentation.
-    Classical,
-}
+// The settings' vocabularies live at the bottom of the crate, where the configuration reads them.
+pub use crate::types::background::{Cutout, Method};
 
 /// Makes the RGBA cut-out of `rgb` through `mask` (same size; a mask of another size is a
 /// programming error and yields a cut-out of the photo's size with the overlapping part used).

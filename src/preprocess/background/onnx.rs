@@ -30,16 +30,7 @@ use ort::value::Tensor;
 use super::BackgroundError;
 use super::resample;
 
-/// The rembg models pixal knows by name (rembg's table, [`super::models::MODELS`]).
-pub const KNOWN_MODELS: [&str; 7] = [
-    "u2net",
-    "u2netp",
-    "u2net_human_seg",
-    "silueta",
-    "isnet-general-use",
-    "isnet-anime",
-    "bria-rmbg",
-];
+pub use crate::types::background::{KNOWN_MODELS, is_model_path};
 
 /// How a model wants its input.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -341,11 +332,6 @@ pub fn find_model(model: &str, candidates: &[PathBuf]) -> Result<PathBuf, Vec<Pa
         Some(p) => Ok(p.clone()),
         None => Err(candidates.to_vec()),
     }
-}
-
-/// True when the `model` setting names a file rather than one of rembg's models.
-pub fn is_model_path(model: &str) -> bool {
-    model.contains('/') || model.contains('\\') || model.to_ascii_lowercase().ends_with(".onnx")
 }
 
 /// The ONNX Runtime library in `dir_or_file`: the file itself, or in a folder

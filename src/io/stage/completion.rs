@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{IoError, atomic};
+use crate::io::{IoError, atomic};
 
 /// The record's file name in a stage's output folder.
 pub const RECORD_FILE: &str = "stage_complete.json";

@@ -124,6 +124,22 @@ impl fmt::Display for Channel {
     }
 }
 
+/// A channel is written by its name (as in `parameters.yaml`), so metadata files list
+/// `[LAB_a, LAB_b]` as the configuration does.
+impl serde::Serialize for Channel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// Reads a channel name; an unknown name is an error that names it.
+impl<'de> serde::Deserialize<'de> for Channel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Channel {
     type Err = String;
 
@@ -151,5 +167,15 @@ mod tests {
         }
         assert_eq!(seen.len(), 23);
         assert!("lab_a".parse::<Channel>().is_err());
+    }
+
+    #[test]
+    fn serde_uses_the_names() {
+        let json = serde_json::to_string(&[Channel::LabL, Channel::RChroma]).unwrap();
+        assert_eq!(json, r#"["LAB_L","r_chroma"]"#);
+        let back: Vec<Channel> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, vec![Channel::LabL, Channel::RChroma]);
+        let e = serde_json::from_str::<Vec<Channel>>(r#"["LAB_x"]"#).unwrap_err();
+        assert!(e.to_string().contains("unknown channel `LAB_x`"), "{e}");
     }
 }
