@@ -14,8 +14,8 @@ use burn::tensor::activation;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::data::SplitMix64;
 use super::dense::{DenseBackend, dense};
+use crate::rng::SplitMix64;
 
 /// Negative slope of the hidden layers' leaky ReLU (Keras' `LeakyReLU(negative_slope=0.2)`).
 pub const LEAKY_SLOPE: f64 = 0.2;

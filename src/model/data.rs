@@ -1,10 +1,10 @@
-//! Data handling for training: the seeded random generator every random choice uses, the
-//! shuffled train/validation split, the `X / max(X)` scaling and mini-batch assembly. Plain
+//! Data handling for training: the shuffled train/validation split (drawn from
+//! [`crate::rng::SplitMix64`]), the `X / max(X)` scaling and mini-batch assembly. Plain
 //! data in, plain data out: no burn types, no files.
 
 use ndarray::{Array2, ArrayView2, ArrayView3, Axis};
 
-pub use crate::rng::SplitMix64;
+use crate::rng::SplitMix64;
 
 /// Row indices of the training and validation sets.
 #[derive(Debug, Clone, PartialEq, Eq)]

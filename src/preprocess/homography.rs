@@ -222,7 +222,7 @@ pub struct Estimate {
     pub rms: f64,
 }
 
-pub use crate::rng::SplitMix64;
+use crate::rng::SplitMix64;
 
 /// Squared reprojection error of one correspondence (infinite when `h` sends it to infinity).
 #[inline]
