@@ -46,6 +46,7 @@ use ndarray::Array3;
 use rayon::prelude::*;
 
 use super::Channel;
+use super::blur::reflect101;
 
 /// Added to every normalising denominator, as the original does.
 const EPS: f64 = 1e-7;
@@ -576,20 +577,6 @@ fn lab_l8(r: u8, g: u8, b: u8, cbrt: &[u16; LAB_CBRT_TAB_SIZE]) -> u8 {
 // ---------------------------------------------------------------------------------------------
 // Spatial channels on the 8-bit L plane
 // ---------------------------------------------------------------------------------------------
-
-/// `BORDER_REFLECT_101` of index `i ∈ [-1, len]` (only 3x3 neighbourhoods are needed).
-#[inline]
-fn reflect101(i: isize, len: usize) -> usize {
-    if len <= 1 {
-        0
-    } else if i < 0 {
-        1
-    } else if i as usize >= len {
-        len - 2
-    } else {
-        i as usize
-    }
-}
 
 /// The 3x3 filter responses at one pixel, in integer 8-bit L units (all exact).
 #[derive(Clone, Copy, Default)]

@@ -606,95 +606,13 @@ fn round_i32(v: f32) -> i32 {
     }
 }
 
-/// 7x7 Gaussian blur, sigma 2, border reflected (OpenCV's `BORDER_REFLECT_101`); separable, in
-/// fixed point, rows in parallel.
+/// 7x7 Gaussian blur, sigma 2, border reflected (OpenCV's `BORDER_REFLECT_101`): the shared
+/// fixed-point 8-bit blur [`super::blur::gaussian_blur_u8`] on a gray image.
 pub fn gaussian_blur_7(img: &GrayImage) -> GrayImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let mut out = GrayImage::new(w as u32, h as u32);
-    if w == 0 || h == 0 {
-        return out;
-    }
-    // Weights scaled to sum to 2^8 per pass (2^16 for both).
-    let raw: [f64; 7] = std::array::from_fn(|i| {
-        let d = i as f64 - 3.0;
-        (-d * d / (2.0 * 4.0)).exp()
-    });
-    let sum: f64 = raw.iter().sum();
-    let mut k: [u32; 7] = raw.map(|v| (v / sum * 256.0).round() as u32);
-    let total: u32 = k.iter().sum();
-    k[3] = (k[3] + 256).saturating_sub(total);
-    let reflect = |i: isize, n: usize| -> usize {
-        let n = n as isize;
-        if n == 1 {
-            return 0;
-        }
-        let mut i = i;
-        while i < 0 || i >= n {
-            i = if i < 0 { -i } else { 2 * (n - 1) - i };
-        }
-        i as usize
-    };
-    let data = img.as_raw();
-    let avx2 = Avx2::detect();
-    // Horizontal pass into u16: value * 256 fits (255 * 256 < 65536), and so does every
-    // partial sum.
-    let mut tmp = vec![0u16; w * h];
-    tmp.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        let src = &data[y * w..(y + 1) * w];
-        if w > 6 {
-            simd::dispatch!(avx2, blur_h_interior(src, &mut row[3..w - 3], &k));
-        }
-        let edge: Vec<usize> = (0..w.min(3)).chain(w.saturating_sub(3).max(3)..w).collect();
-        for x in edge {
-            let mut a = 0u32;
-            for (j, kj) in k.iter().enumerate() {
-                a += kj * u32::from(src[reflect(x as isize + j as isize - 3, w)]);
-            }
-            row[x] = a as u16;
-        }
-    });
-    let tmp = &tmp;
-    out.par_chunks_mut(w).enumerate().for_each_init(
-        || vec![0u32; w],
-        |acc, (y, row)| {
-            let rows: [&[u16]; 7] = std::array::from_fn(|j| {
-                let r = reflect(y as isize + j as isize - 3, h);
-                &tmp[r * w..(r + 1) * w]
-            });
-            simd::dispatch!(avx2, blur_v_row(&rows, row, acc, &k));
-        },
-    );
+    let mut out = GrayImage::new(img.width(), img.height());
+    super::blur::gaussian_blur_u8::<7>(img.as_raw(), w, h, 2.0, &mut out);
     out
-}
-
-/// Interior of one horizontal blur row: `out[i] = Σ k[j] src[i + j]`, tap by tap over the row
-/// so it vectorises.
-#[inline(always)]
-fn blur_h_interior(src: &[u8], out: &mut [u16], k: &[u32; 7]) {
-    let n = out.len();
-    out.iter_mut().for_each(|o| *o = 0);
-    for (j, &kj) in k.iter().enumerate() {
-        let kj = kj as u16;
-        for (a, &v) in out.iter_mut().zip(&src[j..j + n]) {
-            *a += kj * u16::from(v);
-        }
-    }
-}
-
-/// One vertical blur row: `out[x] = round(Σ k[j] rows[j][x] / 2^16)`.
-#[inline(always)]
-fn blur_v_row(rows: &[&[u16]; 7], out: &mut [u8], acc: &mut [u32], k: &[u32; 7]) {
-    let n = out.len();
-    let acc = &mut acc[..n];
-    acc.iter_mut().for_each(|a| *a = 1 << 15);
-    for (r, &kj) in rows.iter().zip(k) {
-        for (a, &v) in acc.iter_mut().zip(&r[..n]) {
-            *a += kj * u32::from(v);
-        }
-    }
-    for (o, &a) in out.iter_mut().zip(acc.iter()) {
-        *o = (a >> 16) as u8;
-    }
 }
 
 /// OpenCV's learned rBRIEF test pairs for a 31x31 patch (`bit_pattern_31_` in
