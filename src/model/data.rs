@@ -198,19 +198,4 @@ mod tests {
             vec![vec![4, 3], vec![2, 1], vec![0]]
         );
     }
-
-    #[test]
-    fn generator_is_uniform_enough() {
-        let mut r = SplitMix64::new(1);
-        let mean = (0..10_000).map(|_| r.next_f64()).sum::<f64>() / 10_000.0;
-        assert!((mean - 0.5).abs() < 0.02, "{mean}");
-        let mut counts = [0usize; 4];
-        for _ in 0..4000 {
-            counts[r.below(4)] += 1;
-        }
-        assert!(
-            counts.iter().all(|&c| (900..1100).contains(&c)),
-            "{counts:?}"
-        );
-    }
 }

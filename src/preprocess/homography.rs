@@ -688,17 +688,4 @@ mod tests {
         let h = levenberg_marquardt(&start, &src, &dst, None, 20);
         assert!(corner_error(&h, &truth, 1000.0, 800.0) < 1e-6);
     }
-
-    #[test]
-    fn rng_is_uniform_enough() {
-        let mut r = SplitMix64::new(1);
-        let mut counts = [0usize; 4];
-        for _ in 0..4000 {
-            counts[r.below(4)] += 1;
-        }
-        assert!(
-            counts.iter().all(|&c| (900..1100).contains(&c)),
-            "{counts:?}"
-        );
-    }
 }
