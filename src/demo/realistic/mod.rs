@@ -12,6 +12,9 @@
 //! Rendering inverse-warps every photo pixel into part coordinates and samples the part
 //! bilinearly, supersampling n x n per pixel when the part is shrunk (n = ceil(1 / scale)) so
 //! the fine traces do not alias.
+//!
+//! The embedded part is in `part`, the defect kinds and their drawing in `defects`, pose,
+//! lighting and the renderer in `render`; everything public is re-exported here.
 
 mod defects;
 mod part;
