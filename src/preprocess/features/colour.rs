@@ -55,7 +55,6 @@ const fn hsv_div_table(numer: i32, mul: i32) -> [i32; 256] {
 }
 
 static SDIV_TABLE: [i32; 256] = hsv_div_table(255 << HSV_SHIFT, 1);
-
 static HDIV_TABLE: [i32; 256] = hsv_div_table(180 << HSV_SHIFT, 6);
 
 /// OpenCV's 8-bit `COLOR_RGB2HSV` of one pixel: [H (0..=179), S, V].
