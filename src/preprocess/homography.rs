@@ -392,24 +392,14 @@ pub fn levenberg_marquardt(
     let Some(td_inv) = td.try_inverse() else {
         return *h;
     };
-    let sn: Vec<Point> = src[..n]
-        .iter()
-        .map(|p| {
-            [
-                ts[(0, 0)] * p[0] + ts[(0, 2)],
-                ts[(1, 1)] * p[1] + ts[(1, 2)],
-            ]
-        })
-        .collect();
-    let dn: Vec<Point> = dst[..n]
-        .iter()
-        .map(|p| {
-            [
-                td[(0, 0)] * p[0] + td[(0, 2)],
-                td[(1, 1)] * p[1] + td[(1, 2)],
-            ]
-        })
-        .collect();
+    // The normalisers only scale and shift each axis.
+    let apply = |t: &Matrix3<f64>, pts: &[Point]| -> Vec<Point> {
+        pts.iter()
+            .map(|p| [t[(0, 0)] * p[0] + t[(0, 2)], t[(1, 1)] * p[1] + t[(1, 2)]])
+            .collect()
+    };
+    let sn = apply(&ts, &src[..n]);
+    let dn = apply(&td, &dst[..n]);
     let w: Vec<f64> = (0..n)
         .map(|i| weights.map_or(1.0, |w| w[i].max(0.0)))
         .collect();
