@@ -65,4 +65,19 @@ mod tests {
             assert!((-2.0..2.0).contains(&u));
         }
     }
+
+    #[test]
+    fn uniform_enough() {
+        let mut r = SplitMix64::new(1);
+        let mean = (0..10_000).map(|_| r.next_f64()).sum::<f64>() / 10_000.0;
+        assert!((mean - 0.5).abs() < 0.02, "{mean}");
+        let mut counts = [0usize; 4];
+        for _ in 0..4000 {
+            counts[r.below(4)] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (900..1100).contains(&c)),
+            "{counts:?}"
+        );
+    }
 }

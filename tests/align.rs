@@ -16,8 +16,9 @@ use pixal::config::{Config, Layout};
 use pixal::preprocess::align::{
     AlignError, AlignParams, Reference, ReferenceSet, align_pair, align_with_fallback, warp_rgba,
 };
-use pixal::preprocess::homography::{Homography, SplitMix64, compose, corner_error};
+use pixal::preprocess::homography::{Homography, compose, corner_error};
 use pixal::preprocess::ssim::{mse, ssim};
+use pixal::rng::SplitMix64;
 
 /// The real fixture photo, or `None` where the shared fixtures are absent and not required
 /// (see [`common::real_fixture`]).

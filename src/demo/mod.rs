@@ -131,8 +131,8 @@ const COPPER: [f32; 3] = [215.0, 140.0, 80.0];
 const GOLD: [f32; 3] = [235.0, 195.0, 95.0];
 const INK: [f32; 3] = [235.0, 235.0, 225.0];
 
-/// The demo's generator (seeded from `--seed`).
-pub type Rng = crate::rng::SplitMix64;
+// The demo's generator (seeded from `--seed`).
+use crate::rng::SplitMix64 as Rng;
 
 fn hash2(x: i64, y: i64, seed: u64) -> u64 {
     let mut r = Rng::new(

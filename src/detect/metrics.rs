@@ -325,7 +325,7 @@ mod tests {
 
     #[test]
     fn auroc_equals_mann_whitney_on_random_data() {
-        let mut r = crate::demo::Rng::new(5);
+        let mut r = crate::rng::SplitMix64::new(5);
         let scores: Vec<f64> = (0..300)
             .map(|_| (r.uniform(0.0, 10.0) as f64).round())
             .collect();

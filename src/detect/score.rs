@@ -456,7 +456,7 @@ pub fn z_scores(res: ArrayView2<'_, f32>, cal: &Calibration, grid: &PartGrid) ->
     out
 }
 
-pub use crate::preprocess::blur::gaussian_blur;
+use crate::preprocess::blur::gaussian_blur;
 
 /// Whether a pixel is anomalous under the original's rule: error >= loss_cut, or with
 /// `use_log_loss` log10(error) >= log10(loss_cut).

@@ -14,8 +14,8 @@ use burn::tensor::activation;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::data::SplitMix64;
 use super::dense::{DenseBackend, dense};
+use crate::rng::SplitMix64;
 
 /// Negative slope of the hidden layers' leaky ReLU (Keras' `LeakyReLU(negative_slope=0.2)`).
 pub const LEAKY_SLOPE: f64 = 0.2;
@@ -343,8 +343,10 @@ mod tests {
     #[test]
     fn glorot_limits_zero_bias_and_seed() {
         let c = AutoencoderConfig::new(300, vec![100], 0, 1, OutputActivation::Linear, 0.2);
+        let weights =
+            |m: &Autoencoder<Flex>| m.latent.weight.val().into_data().to_vec::<f32>().unwrap();
         let m = c.init::<Flex>(5, &Default::default());
-        let w = m.latent.weight.val().into_data().to_vec::<f32>().unwrap();
+        let w = weights(&m);
         let limit = (6.0f32 / 400.0).sqrt();
         assert!(w.iter().all(|v| v.abs() <= limit));
         let max = w.iter().fold(0.0f32, |a, v| a.max(v.abs()));
@@ -359,28 +361,8 @@ mod tests {
             .to_vec::<f32>()
             .unwrap();
         assert!(b.iter().all(|&v| v == 0.0));
-        let again = c.init::<Flex>(5, &Default::default());
-        assert_eq!(
-            w,
-            again
-                .latent
-                .weight
-                .val()
-                .into_data()
-                .to_vec::<f32>()
-                .unwrap()
-        );
-        let other = c.init::<Flex>(6, &Default::default());
-        assert_ne!(
-            w,
-            other
-                .latent
-                .weight
-                .val()
-                .into_data()
-                .to_vec::<f32>()
-                .unwrap()
-        );
+        assert_eq!(w, weights(&c.init::<Flex>(5, &Default::default())));
+        assert_ne!(w, weights(&c.init::<Flex>(6, &Default::default())));
     }
 
     #[test]

@@ -475,7 +475,7 @@ pub fn at_b_with(simd: Simd, a: &[f32], m: usize, k: usize, g: &[f32], n: usize)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::data::SplitMix64;
+    use crate::rng::SplitMix64;
     use burn::backend::Autodiff;
     use burn::tensor::Distribution;
 

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use super::adam::KerasAdam;
 use super::autoencoder::{ActivityRegularizer, Autoencoder, AutoencoderConfig};
-use super::data::{SplitMix64, batches, gather};
+use super::data::{batches, gather};
 use super::dense::{DenseBackend, TrainBackend};
 use super::loss::{LossSpec, weight_row};
+use crate::rng::SplitMix64;
 
 /// What early stopping says after an epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

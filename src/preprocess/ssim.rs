@@ -22,26 +22,22 @@ pub fn luma(r: u8, g: u8, b: u8) -> u8 {
 /// Gray version of an RGBA image (alpha ignored: the colour values as stored, as OpenCV's
 /// `imread` gives them).
 pub fn gray_of_rgba(img: &RgbaImage) -> GrayImage {
-    let (w, h) = img.dimensions();
-    let mut out = GrayImage::new(w, h);
-    out.par_chunks_mut(w.max(1) as usize)
-        .zip(img.par_chunks(4 * w.max(1) as usize))
-        .for_each(|(o, s)| {
-            for (g, p) in o.iter_mut().zip(s.chunks_exact(4)) {
-                *g = luma(p[0], p[1], p[2]);
-            }
-        });
-    out
+    gray_of_pixels(img.as_raw(), img.dimensions(), 4)
 }
 
 /// Gray version of an RGB image.
 pub fn gray_of_rgb(img: &RgbImage) -> GrayImage {
-    let (w, h) = img.dimensions();
+    gray_of_pixels(img.as_raw(), img.dimensions(), 3)
+}
+
+/// Gray version of `w x h` interleaved pixels of `channels` values, R, G, B first; rows in
+/// parallel.
+fn gray_of_pixels(data: &[u8], (w, h): (u32, u32), channels: usize) -> GrayImage {
     let mut out = GrayImage::new(w, h);
     out.par_chunks_mut(w.max(1) as usize)
-        .zip(img.par_chunks(3 * w.max(1) as usize))
+        .zip(data.par_chunks(channels * w.max(1) as usize))
         .for_each(|(o, s)| {
-            for (g, p) in o.iter_mut().zip(s.chunks_exact(3)) {
+            for (g, p) in o.iter_mut().zip(s.chunks_exact(channels)) {
                 *g = luma(p[0], p[1], p[2]);
             }
         });

@@ -85,28 +85,25 @@ fn run_section(h: &mut String, run: &RunInfo) {
     if run.errors.is_empty() && run.warnings.is_empty() {
         h.push_str("<p>No warnings or errors.</p>\n");
     }
-    if !run.errors.is_empty() {
-        let _ = writeln!(
-            h,
-            "<h3 class=\"err\">{} error(s)</h3>\n<ul>",
-            run.errors.len()
-        );
-        for e in &run.errors {
-            let _ = writeln!(h, "<li class=\"err\">{}</li>", esc(e));
-        }
-        h.push_str("</ul>\n");
+    message_list(h, "err", "error(s)", &run.errors);
+    message_list(h, "warn", "warning(s)", &run.warnings);
+}
+
+/// A heading with the count and a list of `messages` in CSS class `class`; nothing when there
+/// are none.
+fn message_list(h: &mut String, class: &str, what: &str, messages: &[String]) {
+    if messages.is_empty() {
+        return;
     }
-    if !run.warnings.is_empty() {
-        let _ = writeln!(
-            h,
-            "<h3 class=\"warn\">{} warning(s)</h3>\n<ul>",
-            run.warnings.len()
-        );
-        for w in &run.warnings {
-            let _ = writeln!(h, "<li class=\"warn\">{}</li>", esc(w));
-        }
-        h.push_str("</ul>\n");
+    let _ = writeln!(
+        h,
+        "<h3 class=\"{class}\">{} {what}</h3>\n<ul>",
+        messages.len()
+    );
+    for m in messages {
+        let _ = writeln!(h, "<li class=\"{class}\">{}</li>", esc(m));
     }
+    h.push_str("</ul>\n");
 }
 
 /// Escapes text for HTML.

@@ -205,7 +205,7 @@ pub fn segment(img: &RgbImage) -> Result<(GrayImage, ClassicalReport), Backgroun
     // 6. Inward feathering.
     let inset = morphology::erode(&roi, EDGE_INSET);
     let soft: Vec<f32> = inset.data.iter().map(|&v| f32::from(v)).collect();
-    let soft = morphology::gaussian_blur_f32(&soft, rw, rh, EDGE_SIGMA);
+    let soft = crate::preprocess::blur::gaussian_blur(&soft, (rh, rw), EDGE_SIGMA);
     let mut out = vec![0u8; fw * fh];
     let mut fg = 0usize;
     for ry in 0..rh {

@@ -130,7 +130,8 @@ fn div255(a: u8, b: u8) -> u8 {
 pub fn post_process_mask(mask: &GrayImage) -> GrayImage {
     let (w, h) = (mask.width() as usize, mask.height() as usize);
     let opened = morphology::open_gray_cross(mask.as_raw(), w, h);
-    let blurred = morphology::gaussian5_sigma2_u8(&opened, w, h);
+    let mut blurred = vec![0u8; w * h];
+    crate::preprocess::blur::gaussian_blur_u8::<5>(&opened, w, h, 2.0, &mut blurred);
     let data = blurred
         .into_iter()
         .map(|v| if v < 127 { 0 } else { 255 })

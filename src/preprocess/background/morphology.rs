@@ -1,7 +1,7 @@
 //! Small image-processing helpers of background removal: binary masks ([`Bitmap`]) with
-//! erosion/dilation by a disk, connected components and hole filling; gray opening and
-//! OpenCV's fixed-point 5x5 Gaussian for rembg's post-processing; separable float blurs and box
-//! sums for the classical method.
+//! erosion/dilation by a disk, connected components and hole filling; gray opening for rembg's
+//! post-processing; box sums for the classical method. (The Gaussian blurs both use are in
+//! [`crate::preprocess::blur`].)
 //!
 //! Pixels outside the image never take part: an erosion does not eat into a part from the image
 //! edge and a dilation does not grow from it (OpenCV's default border for morphology).
@@ -202,57 +202,6 @@ pub fn open_gray_cross(src: &[u8], w: usize, h: usize) -> Vec<u8> {
     morph_u8(&eroded, w, h, 1, true)
 }
 
-/// OpenCV's `GaussianBlur(src, (5, 5), 2, 2)` on an 8-bit image, bit for bit: OpenCV blurs
-/// 8-bit images in fixed point with the kernel `[39, 57, 64, 57, 39] / 256` (the Gaussian of
-/// σ 2 rounded to 8 fractional bits), keeps the horizontal sums exact and rounds once at the
-/// end; borders are reflected without repeating the edge pixel (`BORDER_REFLECT_101`).
-pub fn gaussian5_sigma2_u8(src: &[u8], w: usize, h: usize) -> Vec<u8> {
-    const K: [u32; 5] = [39, 57, 64, 57, 39];
-    if w == 0 || h == 0 {
-        return Vec::new();
-    }
-    let reflect = |i: isize, n: usize| -> usize {
-        let n = n as isize;
-        if n == 1 {
-            return 0;
-        }
-        let mut i = i;
-        // Reflect-101 until inside (only ever one or two steps for a 5-tap kernel).
-        while i < 0 || i >= n {
-            if i < 0 {
-                i = -i;
-            }
-            if i >= n {
-                i = 2 * (n - 1) - i;
-            }
-        }
-        i as usize
-    };
-    let mut hsum = vec![0u32; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let mut s = 0u32;
-            for (k, &kv) in K.iter().enumerate() {
-                let sx = reflect(x as isize + k as isize - 2, w);
-                s += kv * u32::from(src[y * w + sx]);
-            }
-            hsum[y * w + x] = s;
-        }
-    }
-    let mut out = vec![0u8; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let mut s = 0u32;
-            for (k, &kv) in K.iter().enumerate() {
-                let sy = reflect(y as isize + k as isize - 2, h);
-                s += kv * hsum[sy * w + x];
-            }
-            out[y * w + x] = ((s + 0x8000) >> 16).min(255) as u8;
-        }
-    }
-    out
-}
-
 /// Labels of the 8-connected components of the set pixels (0 = unset, components numbered
 /// from 1) and each component's area (`areas[label - 1]`).
 pub fn components(m: &Bitmap) -> (Vec<u32>, Vec<usize>) {
@@ -411,49 +360,6 @@ pub fn box_sum(src: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
     out
 }
 
-/// Gaussian blur of a float image with standard deviation `sigma` (kernel radius ⌈3σ⌉),
-/// separable, edges clamped (the edge pixel repeats). Taps are applied one at a time over a
-/// whole (padded) row, which the compiler vectorises.
-pub fn gaussian_blur_f32(src: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
-    if w == 0 || h == 0 {
-        return Vec::new();
-    }
-    let r = (3.0 * sigma).ceil().max(1.0) as usize;
-    let mut k: Vec<f32> = (0..=2 * r)
-        .map(|i| {
-            let d = i as f32 - r as f32;
-            (-(d * d) / (2.0 * sigma * sigma)).exp()
-        })
-        .collect();
-    let s: f32 = k.iter().sum();
-    k.iter_mut().for_each(|v| *v /= s);
-    let mut tmp = vec![0f32; w * h];
-    let mut padded = vec![0f32; w + 2 * r];
-    for y in 0..h {
-        let row = &src[y * w..(y + 1) * w];
-        padded[..r].fill(row[0]);
-        padded[r..r + w].copy_from_slice(row);
-        padded[r + w..].fill(row[w - 1]);
-        let dst = &mut tmp[y * w..(y + 1) * w];
-        for (j, &kv) in k.iter().enumerate() {
-            dst.iter_mut()
-                .zip(&padded[j..j + w])
-                .for_each(|(d, &v)| *d += kv * v);
-        }
-    }
-    let mut out = vec![0f32; w * h];
-    for y in 0..h {
-        let dst = &mut out[y * w..(y + 1) * w];
-        for (j, &kv) in k.iter().enumerate() {
-            let sy = (y as isize + j as isize - r as isize).clamp(0, h as isize - 1) as usize;
-            dst.iter_mut()
-                .zip(&tmp[sy * w..(sy + 1) * w])
-                .for_each(|(d, &v)| *d += kv * v);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,19 +437,6 @@ mod tests {
         assert_eq!(s[3 * 5 + 4], 4.0);
         let big = box_sum(&ones, 5, 4, 10);
         assert!(big.iter().all(|&v| v == 20.0));
-    }
-
-    #[test]
-    fn gaussian_keeps_constants() {
-        let c = vec![7f32; 30];
-        assert!(
-            gaussian_blur_f32(&c, 6, 5, 1.5)
-                .iter()
-                .all(|v| (v - 7.0).abs() < 1e-5)
-        );
-        let u = vec![200u8; 30];
-        assert!(gaussian5_sigma2_u8(&u, 6, 5).iter().all(|&v| v == 200));
-        assert_eq!(gaussian5_sigma2_u8(&[9], 1, 1), vec![9]);
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl Contract {
 /// values in NCHW order for the contract's `(w, h)`.
 pub fn prepare_input(img: &RgbImage, c: &Contract) -> Vec<f32> {
     let (w, h) = c.size;
-    let resized = resample::resize_rgb(img, w, h);
+    let resized = resample::resize(img, w, h);
     let max = resized.as_raw().iter().copied().max().unwrap_or(0);
     let max = if max == 0 { 1e-6 } else { f64::from(max) };
     let plane = (w * h) as usize;
@@ -126,7 +126,7 @@ pub fn mask_at_model_size(pred: &[f32], pw: u32, ph: u32) -> GrayImage {
 /// photo's size `(width, height)`.
 pub fn mask_from_prediction(pred: &[f32], pw: u32, ph: u32, width: u32, height: u32) -> GrayImage {
     let small = mask_at_model_size(pred, pw, ph);
-    resample::resize_gray(&small, width, height)
+    resample::resize(&small, width, height)
 }
 
 /// The ONNX Runtime environment, created once per process from the first library loaded.

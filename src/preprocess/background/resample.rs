@@ -137,30 +137,24 @@ fn vertical_pass(src: &[u8], w: usize, channels: usize, c: &Coeffs, y_first: usi
     out
 }
 
-/// Resizes an RGB image with [`resize_lanczos`].
-pub fn resize_rgb(img: &image::RgbImage, nw: u32, nh: u32) -> image::RgbImage {
+/// Resizes an 8-bit image of any channel count (RGB photo, gray mask) with [`resize_lanczos`].
+pub fn resize<P>(
+    img: &image::ImageBuffer<P, Vec<u8>>,
+    nw: u32,
+    nh: u32,
+) -> image::ImageBuffer<P, Vec<u8>>
+where
+    P: image::Pixel<Subpixel = u8>,
+{
     let data = resize_lanczos(
         img.as_raw(),
         img.width() as usize,
         img.height() as usize,
-        3,
+        usize::from(P::CHANNEL_COUNT),
         nw as usize,
         nh as usize,
     );
-    image::RgbImage::from_raw(nw, nh, data).unwrap_or_else(|| image::RgbImage::new(nw, nh))
-}
-
-/// Resizes a gray image with [`resize_lanczos`].
-pub fn resize_gray(img: &image::GrayImage, nw: u32, nh: u32) -> image::GrayImage {
-    let data = resize_lanczos(
-        img.as_raw(),
-        img.width() as usize,
-        img.height() as usize,
-        1,
-        nw as usize,
-        nh as usize,
-    );
-    image::GrayImage::from_raw(nw, nh, data).unwrap_or_else(|| image::GrayImage::new(nw, nh))
+    image::ImageBuffer::from_raw(nw, nh, data).unwrap_or_else(|| image::ImageBuffer::new(nw, nh))
 }
 
 /// PIL's fixed-point precision for 8-bit resampling: `32 - 8 - 2`.

@@ -19,8 +19,15 @@
 //!    keypoint's angle, compared on the level image smoothed with a 7x7 Gaussian (sigma 2).
 //!
 //! Everything is pure (images in, keypoints out) and runs the levels and rows in parallel.
+//!
+//! Steps 2 and 3 are in `fast`, steps 5 and 6 in `brief`; this file holds the types, the
+//! pyramid, the spreading and the per-level driver.
 
-use crate::simd::{self, Avx2};
+mod brief;
+mod fast;
+
+use brief::{HALF_PATCH, ic_angle, rbrief, umax_table};
+use fast::{Corner, fast_corners, harris_response};
 use image::GrayImage;
 use rayon::prelude::*;
 
@@ -104,32 +111,6 @@ pub fn hamming(a: &Descriptor, b: &Descriptor) -> u32 {
         + (a[2] ^ b[2]).count_ones()
         + (a[3] ^ b[3]).count_ones()
 }
-
-/// Radius of the patch used for the orientation (OpenCV: patch size 31).
-const HALF_PATCH: i32 = 15;
-/// Harris block size and constant (OpenCV's `HarrisResponses`).
-const HARRIS_BLOCK: i32 = 7;
-const HARRIS_K: f32 = 0.04;
-
-/// Offsets (dx, dy) of the 16 pixels of the FAST circle, in OpenCV's order.
-const CIRCLE: [(i32, i32); 16] = [
-    (0, 3),
-    (1, 3),
-    (2, 2),
-    (3, 1),
-    (3, 0),
-    (3, -1),
-    (2, -2),
-    (1, -3),
-    (0, -3),
-    (-1, -3),
-    (-2, -2),
-    (-3, -1),
-    (-3, 0),
-    (-3, 1),
-    (-2, 2),
-    (-1, 3),
-];
 
 /// One pyramid level: its pixels and the factors that map its coordinates to level 0.
 struct Level {
@@ -250,15 +231,6 @@ pub fn resize_bilinear(src: &GrayImage, w: u32, h: u32) -> GrayImage {
     out
 }
 
-/// A FAST corner on one level before selection.
-#[derive(Clone, Copy)]
-struct Corner {
-    x: i32,
-    y: i32,
-    score: u8,
-    harris: f32,
-}
-
 fn level_features(level: &Level, l: u8, share: usize, params: &OrbParams) -> Features {
     let img = &level.img;
     let (w, h) = (img.width() as i32, img.height() as i32);
@@ -308,184 +280,6 @@ fn level_features(level: &Level, l: u8, share: usize, params: &OrbParams) -> Fea
     out
 }
 
-/// FAST-9 corners with 3x3 non-maximum suppression, at least `border` pixels inside the image.
-fn fast_corners(img: &GrayImage, threshold: u8, border: i32) -> Vec<Corner> {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let b = border as usize;
-    let data = img.as_raw();
-    let offsets: [isize; 16] = CIRCLE.map(|(dx, dy)| dy as isize * w as isize + dx as isize);
-    // Scores for rows b-1 ..= h-b (one row and column more than the corners, for the
-    // suppression); 0 = not a corner.
-    let mut scores = vec![0u8; w * h];
-    let t = i16::from(threshold);
-    let (x0, x1) = (b - 1, w - b + 1);
-    let n = x1 - x0;
-    let avx2 = Avx2::detect();
-    scores[(b - 1) * w..(h - b + 1) * w]
-        .par_chunks_mut(w)
-        .enumerate()
-        .for_each_init(
-            || (vec![0u8; n], vec![0u8; n]),
-            |(nb, nd), (i, row)| {
-                let y = b - 1 + i;
-                let at = |dx: isize, dy: isize| {
-                    let start = ((y as isize + dy) * w as isize + x0 as isize + dx) as usize;
-                    &data[start..start + n]
-                };
-                let ring = [
-                    at(0, 3),
-                    at(2, 2),
-                    at(3, 0),
-                    at(2, -2),
-                    at(0, -3),
-                    at(-2, -2),
-                    at(-3, 0),
-                    at(-2, 2),
-                ];
-                simd::dispatch!(avx2, fast_pretest(at(0, 0), &ring, threshold, nb, nd));
-                for (k, (&b_, &d_)) in nb.iter().zip(nd.iter()).enumerate() {
-                    if b_ >= 4 || d_ >= 4 {
-                        let x = x0 + k;
-                        row[x] = fast_score(data, y * w + x, &offsets, t);
-                    }
-                }
-            },
-        );
-    let scores = &scores;
-    ((b as i32)..(h as i32 - border))
-        .into_par_iter()
-        .flat_map_iter(|y| {
-            let y = y as usize;
-            let mut found = Vec::new();
-            for x in b..(w - b) {
-                let s = scores[y * w + x];
-                if s == 0 {
-                    continue;
-                }
-                let is_max = [
-                    (y - 1) * w + x - 1,
-                    (y - 1) * w + x,
-                    (y - 1) * w + x + 1,
-                    y * w + x - 1,
-                    y * w + x + 1,
-                    (y + 1) * w + x - 1,
-                    (y + 1) * w + x,
-                    (y + 1) * w + x + 1,
-                ]
-                .iter()
-                .all(|&j| s > scores[j]);
-                if is_max {
-                    found.push(Corner {
-                        x: x as i32,
-                        y: y as i32,
-                        score: s,
-                        harris: 0.0,
-                    });
-                }
-            }
-            found
-        })
-        .collect()
-}
-
-/// Cheap pre-test of FAST on a row, on the 8 even circle pixels: any arc of 9 contiguous
-/// pixels of the 16 holds at least 4 of them, so a pixel with fewer than 4 of them beyond the
-/// threshold on both sides (`nb`, `nd` below 4) is no corner. One pass per ring pixel, which
-/// vectorises.
-#[inline(always)]
-fn fast_pretest(centre: &[u8], ring: &[&[u8]; 8], t: u8, nb: &mut [u8], nd: &mut [u8]) {
-    let n = centre.len();
-    let (nb, nd) = (&mut nb[..n], &mut nd[..n]);
-    nb.iter_mut().for_each(|v| *v = 0);
-    nd.iter_mut().for_each(|v| *v = 0);
-    for r in ring {
-        let r = &r[..n];
-        for (((b, d), &v), &c) in nb.iter_mut().zip(nd.iter_mut()).zip(r).zip(centre) {
-            *b += u8::from(v > c.saturating_add(t));
-            *d += u8::from(v < c.saturating_sub(t));
-        }
-    }
-}
-
-/// The FAST score of one pixel: 0 when it is not a corner, else the largest threshold for which
-/// it still is one (at least `t`), clamped to 1..=255.
-#[inline]
-fn fast_score(data: &[u8], centre: usize, offsets: &[isize; 16], t: i16) -> u8 {
-    let c = i16::from(data[centre]);
-    let mut diff = [0i16; 16];
-    for (d, &o) in diff.iter_mut().zip(offsets) {
-        *d = data
-            .get(centre.wrapping_add_signed(o))
-            .map_or(0, |&v| i16::from(v))
-            - c;
-    }
-    let mut dark = 0u32;
-    let mut bright = 0u32;
-    for (k, &v) in diff.iter().enumerate() {
-        dark |= u32::from(v < -t) << k;
-        bright |= u32::from(v > t) << k;
-    }
-    if !has_run_of_9(dark) && !has_run_of_9(bright) {
-        return 0;
-    }
-    // Largest t' with 9 contiguous pixels all beyond it: over the 16 arcs, the smallest
-    // difference (brighter side) or the largest (darker side). Written as 9 passes over all 16
-    // arcs at once on the doubled circle, which vectorises.
-    let mut ring = [0i16; 32];
-    for (k, r) in ring.iter_mut().enumerate() {
-        *r = diff[k & 15];
-    }
-    let mut lo = [i16::MAX; 16];
-    let mut hi = [i16::MIN; 16];
-    for j in 0..9 {
-        for k in 0..16 {
-            lo[k] = lo[k].min(ring[k + j]);
-            hi[k] = hi[k].max(ring[k + j]);
-        }
-    }
-    let bright = lo.iter().copied().fold(i16::MIN, i16::max);
-    let dark = -hi.iter().copied().fold(i16::MAX, i16::min);
-    (bright.max(dark) - 1).clamp(1, 255) as u8
-}
-
-/// True when the 16-bit circular mask has 9 set bits in a row.
-#[inline]
-fn has_run_of_9(mask: u32) -> bool {
-    let m = mask | (mask << 16);
-    let mut r = m;
-    for s in 1..9 {
-        r &= m >> s;
-    }
-    r != 0
-}
-
-/// OpenCV's Harris response over a 7x7 block of 3x3 Sobel gradients centred on (x, y).
-fn harris_response(img: &GrayImage, x: i32, y: i32) -> f32 {
-    let w = img.width() as i32;
-    let d = img.as_raw();
-    let p = |xx: i32, yy: i32| i32::from(d[(yy * w + xx) as usize]);
-    let r = HARRIS_BLOCK / 2;
-    let (mut a, mut b, mut c) = (0i64, 0i64, 0i64);
-    for yy in (y - r)..=(y + r) {
-        for xx in (x - r)..=(x + r) {
-            let ix = (p(xx + 1, yy) - p(xx - 1, yy)) * 2
-                + (p(xx + 1, yy - 1) - p(xx - 1, yy - 1))
-                + (p(xx + 1, yy + 1) - p(xx - 1, yy + 1));
-            let iy = (p(xx, yy + 1) - p(xx, yy - 1)) * 2
-                + (p(xx - 1, yy + 1) - p(xx - 1, yy - 1))
-                + (p(xx + 1, yy + 1) - p(xx + 1, yy - 1));
-            a += i64::from(ix * ix);
-            b += i64::from(iy * iy);
-            c += i64::from(ix * iy);
-        }
-    }
-    // OpenCV's normalisation, so responses compare across levels.
-    let scale = 1.0 / (4.0 * HARRIS_BLOCK as f64 * 255.0);
-    let s4 = scale.powi(4);
-    let (a, b, c) = (a as f64, b as f64, c as f64);
-    ((a * b - c * c - f64::from(HARRIS_K) * (a + b) * (a + b)) * s4) as f32
-}
-
 /// Picks `n` corners spread over the image: the level is cut into square cells, the corners of
 /// each cell are ranked by Harris response, and the picks go round-robin over the cells (rank 0
 /// of every cell, strongest first, then rank 1, ...).
@@ -518,257 +312,19 @@ fn spread(corners: &[Corner], n: usize, w: i32, h: i32) -> Vec<Corner> {
     ranked.iter().take(n).map(|&(_, i)| corners[i]).collect()
 }
 
-/// Half-widths of the rows of the circular patch of radius 15 (OpenCV's `umax`, made symmetric).
-fn umax_table() -> [i32; HALF_PATCH as usize + 2] {
-    let hp = HALF_PATCH;
-    let mut umax = [0i32; HALF_PATCH as usize + 2];
-    let vmax = (f64::from(hp) * std::f64::consts::SQRT_2 / 2.0 + 1.0).floor() as i32;
-    let vmin = (f64::from(hp) * std::f64::consts::SQRT_2 / 2.0).ceil() as i32;
-    for v in 0..=vmax {
-        umax[v as usize] = (f64::from(hp * hp - v * v)).sqrt().round() as i32;
-    }
-    let mut v0 = 0usize;
-    let mut v = hp;
-    while v >= vmin {
-        while umax[v0] == umax[v0 + 1] {
-            v0 += 1;
-        }
-        umax[v as usize] = v0 as i32;
-        v0 += 1;
-        v -= 1;
-    }
-    umax
-}
-
-/// Orientation by the intensity centroid: atan2(m01, m10) over the circular patch.
-fn ic_angle(img: &GrayImage, x: i32, y: i32, umax: &[i32]) -> f32 {
-    let w = img.width() as usize;
-    let d = img.as_raw();
-    let (x, y) = (x as usize, y as usize);
-    let hp = HALF_PATCH as usize;
-    let mut m01 = 0i32;
-    let mut m10 = 0i32;
-    let centre = &d[y * w + x - hp..=y * w + x + hp];
-    for (u, &v) in (-HALF_PATCH..=HALF_PATCH).zip(centre) {
-        m10 += u * i32::from(v);
-    }
-    for v in 1..=hp {
-        let du = umax[v] as usize;
-        let plus = &d[(y + v) * w + x - du..=(y + v) * w + x + du];
-        let minus = &d[(y - v) * w + x - du..=(y - v) * w + x + du];
-        let mut v_sum = 0i32;
-        for ((u, &p), &m) in (-(du as i32)..=du as i32).zip(plus).zip(minus) {
-            let (p, m) = (i32::from(p), i32::from(m));
-            v_sum += p - m;
-            m10 += u * (p + m);
-        }
-        m01 += v as i32 * v_sum;
-    }
-    (m01 as f32).atan2(m10 as f32)
-}
-
-/// The 256 rotated BRIEF comparisons around (x, y) on the smoothed level.
-fn rbrief(blurred: &GrayImage, x: i32, y: i32, angle: f32) -> Descriptor {
-    let w = blurred.width() as isize;
-    let d = blurred.as_raw();
-    let centre = y as isize * w + x as isize;
-    let (b, a) = angle.sin_cos();
-    // The level border (>= 19 px) keeps every rotated point (at most 13 * sqrt(2) < 18.4 px
-    // away) inside the image; `get` only guards against a mistake.
-    let sample = |px: i8, py: i8| -> u8 {
-        let (px, py) = (f32::from(px), f32::from(py));
-        let ix = round_i32(px * a - py * b) as isize;
-        let iy = round_i32(px * b + py * a) as isize;
-        usize::try_from(centre + iy * w + ix)
-            .ok()
-            .and_then(|i| d.get(i).copied())
-            .unwrap_or(0)
-    };
-    let mut desc = [0u64; 4];
-    for (word, pairs) in desc.iter_mut().zip(BIT_PATTERN_31.chunks_exact(64)) {
-        let mut bits = 0u64;
-        for (i, p) in pairs.iter().enumerate() {
-            bits |= u64::from(sample(p[0], p[1]) < sample(p[2], p[3])) << i;
-        }
-        *word = bits;
-    }
-    desc
-}
-
-/// Rounds half away from zero with a plain conversion: `f32::round` is a library call on
-/// baseline x86-64, and this runs 512 times per keypoint.
-#[inline]
-fn round_i32(v: f32) -> i32 {
-    if v >= 0.0 {
-        (v + 0.5) as i32
-    } else {
-        (v - 0.5) as i32
-    }
-}
-
-/// 7x7 Gaussian blur, sigma 2, border reflected (OpenCV's `BORDER_REFLECT_101`); separable, in
-/// fixed point, rows in parallel.
+/// 7x7 Gaussian blur, sigma 2, border reflected (OpenCV's `BORDER_REFLECT_101`): the shared
+/// fixed-point 8-bit blur [`crate::preprocess::blur::gaussian_blur_u8`] on a gray image.
 pub fn gaussian_blur_7(img: &GrayImage) -> GrayImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let mut out = GrayImage::new(w as u32, h as u32);
-    if w == 0 || h == 0 {
-        return out;
-    }
-    // Weights scaled to sum to 2^8 per pass (2^16 for both).
-    let raw: [f64; 7] = std::array::from_fn(|i| {
-        let d = i as f64 - 3.0;
-        (-d * d / (2.0 * 4.0)).exp()
-    });
-    let sum: f64 = raw.iter().sum();
-    let mut k: [u32; 7] = raw.map(|v| (v / sum * 256.0).round() as u32);
-    let total: u32 = k.iter().sum();
-    k[3] = (k[3] + 256).saturating_sub(total);
-    let reflect = |i: isize, n: usize| -> usize {
-        let n = n as isize;
-        if n == 1 {
-            return 0;
-        }
-        let mut i = i;
-        while i < 0 || i >= n {
-            i = if i < 0 { -i } else { 2 * (n - 1) - i };
-        }
-        i as usize
-    };
-    let data = img.as_raw();
-    let avx2 = Avx2::detect();
-    // Horizontal pass into u16: value * 256 fits (255 * 256 < 65536), and so does every
-    // partial sum.
-    let mut tmp = vec![0u16; w * h];
-    tmp.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        let src = &data[y * w..(y + 1) * w];
-        if w > 6 {
-            simd::dispatch!(avx2, blur_h_interior(src, &mut row[3..w - 3], &k));
-        }
-        let edge: Vec<usize> = (0..w.min(3)).chain(w.saturating_sub(3).max(3)..w).collect();
-        for x in edge {
-            let mut a = 0u32;
-            for (j, kj) in k.iter().enumerate() {
-                a += kj * u32::from(src[reflect(x as isize + j as isize - 3, w)]);
-            }
-            row[x] = a as u16;
-        }
-    });
-    let tmp = &tmp;
-    out.par_chunks_mut(w).enumerate().for_each_init(
-        || vec![0u32; w],
-        |acc, (y, row)| {
-            let rows: [&[u16]; 7] = std::array::from_fn(|j| {
-                let r = reflect(y as isize + j as isize - 3, h);
-                &tmp[r * w..(r + 1) * w]
-            });
-            simd::dispatch!(avx2, blur_v_row(&rows, row, acc, &k));
-        },
-    );
+    let mut out = GrayImage::new(img.width(), img.height());
+    crate::preprocess::blur::gaussian_blur_u8::<7>(img.as_raw(), w, h, 2.0, &mut out);
     out
 }
 
-/// Interior of one horizontal blur row: `out[i] = Σ k[j] src[i + j]`, tap by tap over the row
-/// so it vectorises.
-#[inline(always)]
-fn blur_h_interior(src: &[u8], out: &mut [u16], k: &[u32; 7]) {
-    let n = out.len();
-    out.iter_mut().for_each(|o| *o = 0);
-    for (j, &kj) in k.iter().enumerate() {
-        let kj = kj as u16;
-        for (a, &v) in out.iter_mut().zip(&src[j..j + n]) {
-            *a += kj * u16::from(v);
-        }
-    }
-}
-
-/// One vertical blur row: `out[x] = round(Σ k[j] rows[j][x] / 2^16)`.
-#[inline(always)]
-fn blur_v_row(rows: &[&[u16]; 7], out: &mut [u8], acc: &mut [u32], k: &[u32; 7]) {
-    let n = out.len();
-    let acc = &mut acc[..n];
-    acc.iter_mut().for_each(|a| *a = 1 << 15);
-    for (r, &kj) in rows.iter().zip(k) {
-        for (a, &v) in acc.iter_mut().zip(&r[..n]) {
-            *a += kj * u32::from(v);
-        }
-    }
-    for (o, &a) in out.iter_mut().zip(acc.iter()) {
-        *o = (a >> 16) as u8;
-    }
-}
-
-/// OpenCV's learned rBRIEF test pairs for a 31x31 patch (`bit_pattern_31_` in
-/// `modules/features2d/src/orb.cpp`): x1, y1, x2, y2 of each of the 256 comparisons.
-#[rustfmt::skip]
-const BIT_PATTERN_31: [[i8; 4]; 256] = [
-    [8,-3,9,5], [4,2,7,-12], [-11,9,-8,2], [7,-12,12,-13],
-    [2,-13,2,12], [1,-7,1,6], [-2,-10,-2,-4], [-13,-13,-11,-8],
-    [-13,-3,-12,-9], [10,4,11,9], [-13,-8,-8,-9], [-11,7,-9,12],
-    [7,7,12,6], [-4,-5,-3,0], [-13,2,-12,-3], [-9,0,-7,5],
-    [12,-6,12,-1], [-3,6,-2,12], [-6,-13,-4,-8], [11,-13,12,-8],
-    [4,7,5,1], [5,-3,10,-3], [3,-7,6,12], [-8,-7,-6,-2],
-    [-2,11,-1,-10], [-13,12,-8,10], [-7,3,-5,-3], [-4,2,-3,7],
-    [-10,-12,-6,11], [5,-12,6,-7], [5,-6,7,-1], [1,0,4,-5],
-    [9,11,11,-13], [4,7,4,12], [2,-1,4,4], [-4,-12,-2,7],
-    [-8,-5,-7,-10], [4,11,9,12], [0,-8,1,-13], [-13,-2,-8,2],
-    [-3,-2,-2,3], [-6,9,-4,-9], [8,12,10,7], [0,9,1,3],
-    [7,-5,11,-10], [-13,-6,-11,0], [10,7,12,1], [-6,-3,-6,12],
-    [10,-9,12,-4], [-13,8,-8,-12], [-13,0,-8,-4], [3,3,7,8],
-    [5,7,10,-7], [-1,7,1,-12], [3,-10,5,6], [2,-4,3,-10],
-    [-13,0,-13,5], [-13,-7,-12,12], [-13,3,-11,8], [-7,12,-4,7],
-    [6,-10,12,8], [-9,-1,-7,-6], [-2,-5,0,12], [-12,5,-7,5],
-    [3,-10,8,-13], [-7,-7,-4,5], [-3,-2,-1,-7], [2,9,5,-11],
-    [-11,-13,-5,-13], [-1,6,0,-1], [5,-3,5,2], [-4,-13,-4,12],
-    [-9,-6,-9,6], [-12,-10,-8,-4], [10,2,12,-3], [7,12,12,12],
-    [-7,-13,-6,5], [-4,9,-3,4], [7,-1,12,2], [-7,6,-5,1],
-    [-13,11,-12,5], [-3,7,-2,-6], [7,-8,12,-7], [-13,-7,-11,-12],
-    [1,-3,12,12], [2,-6,3,0], [-4,3,-2,-13], [-1,-13,1,9],
-    [7,1,8,-6], [1,-1,3,12], [9,1,12,6], [-1,-9,-1,3],
-    [-13,-13,-10,5], [7,7,10,12], [12,-5,12,9], [6,3,7,11],
-    [5,-13,6,10], [2,-12,2,3], [3,8,4,-6], [2,6,12,-13],
-    [9,-12,10,3], [-8,4,-7,9], [-11,12,-4,-6], [1,12,2,-8],
-    [6,-9,7,-4], [2,3,3,-2], [6,3,11,0], [3,-3,8,-8],
-    [7,8,9,3], [-11,-5,-6,-4], [-10,11,-5,10], [-5,-8,-3,12],
-    [-10,5,-9,0], [8,-1,12,-6], [4,-6,6,-11], [-10,12,-8,7],
-    [4,-2,6,7], [-2,0,-2,12], [-5,-8,-5,2], [7,-6,10,12],
-    [-9,-13,-8,-8], [-5,-13,-5,-2], [8,-8,9,-13], [-9,-11,-9,0],
-    [1,-8,1,-2], [7,-4,9,1], [-2,1,-1,-4], [11,-6,12,-11],
-    [-12,-9,-6,4], [3,7,7,12], [5,5,10,8], [0,-4,2,8],
-    [-9,12,-5,-13], [0,7,2,12], [-1,2,1,7], [5,11,7,-9],
-    [3,5,6,-8], [-13,-4,-8,9], [-5,9,-3,-3], [-4,-7,-3,-12],
-    [6,5,8,0], [-7,6,-6,12], [-13,6,-5,-2], [1,-10,3,10],
-    [4,1,8,-4], [-2,-2,2,-13], [2,-12,12,12], [-2,-13,0,-6],
-    [4,1,9,3], [-6,-10,-3,-5], [-3,-13,-1,1], [7,5,12,-11],
-    [4,-2,5,-7], [-13,9,-9,-5], [7,1,8,6], [7,-8,7,6],
-    [-7,-4,-7,1], [-8,11,-7,-8], [-13,6,-12,-8], [2,4,3,9],
-    [10,-5,12,3], [-6,-5,-6,7], [8,-3,9,-8], [2,-12,2,8],
-    [-11,-2,-10,3], [-12,-13,-7,-9], [-11,0,-10,-5], [5,-3,11,8],
-    [-2,-13,-1,12], [-1,-8,0,9], [-13,-11,-12,-5], [-10,-2,-10,11],
-    [-3,9,-2,-13], [2,-3,3,2], [-9,-13,-4,0], [-4,6,-3,-10],
-    [-4,12,-2,-7], [-6,-11,-4,9], [6,-3,6,11], [-13,11,-5,5],
-    [11,11,12,6], [7,-5,12,-2], [-1,12,0,7], [-4,-8,-3,-2],
-    [-7,1,-6,7], [-13,-12,-8,-13], [-7,-2,-6,-8], [-8,5,-6,-9],
-    [-5,-1,-4,5], [-13,7,-8,10], [1,5,5,-13], [1,0,10,-13],
-    [9,12,10,-1], [5,-8,10,-9], [-1,11,1,-13], [-9,-3,-6,2],
-    [-1,-10,1,12], [-13,1,-8,-10], [8,-11,10,-6], [2,-13,3,-6],
-    [7,-13,12,-9], [-10,-10,-5,-7], [-10,-8,-8,-13], [4,-6,8,5],
-    [3,12,8,-13], [-4,2,-3,-3], [5,-13,10,-12], [4,-13,5,-1],
-    [-9,9,-4,3], [0,3,3,-9], [-12,1,-6,1], [3,2,4,-8],
-    [-10,-10,-10,9], [8,-13,12,12], [-8,-12,-6,-5], [2,2,3,7],
-    [10,6,11,-8], [6,8,8,-12], [-7,10,-6,5], [-3,-9,-3,9],
-    [-1,-13,-1,5], [-3,-7,-3,4], [-8,-2,-8,3], [4,2,12,12],
-    [2,-5,3,11], [6,-9,11,-13], [3,-1,7,12], [11,-1,12,4],
-    [-3,0,-3,6], [4,-11,4,12], [2,-4,2,1], [-10,-6,-8,1],
-    [-13,7,-11,1], [-13,12,-11,-13], [6,0,11,-13], [0,-1,1,4],
-    [-13,3,-9,-2], [-9,8,-6,-3], [-13,-6,-8,-2], [5,-9,8,10],
-    [2,7,3,-9], [-1,-6,-1,-1], [9,5,11,-2], [11,-3,12,-8],
-    [3,0,3,5], [-1,4,0,10], [3,-6,4,5], [-13,0,-10,5],
-    [5,8,12,11], [8,9,9,-6], [7,-4,8,-12], [-10,4,-10,9],
-    [7,3,12,4], [9,-7,10,-2], [7,0,12,-2], [-1,-6,0,-11],
-];
-
 #[cfg(test)]
 mod tests {
+    use super::brief::umax_table;
+    use super::fast::has_run_of_9;
     use super::*;
 
     /// A deterministic textured image: blobs and edges at many scales.
