@@ -9,9 +9,10 @@ use std::process::Command;
 
 use image::{Rgb, RgbImage};
 use ndarray::Axis;
+use pixal::commands::train::train_npz;
 use pixal::io::metadata::{PreprocessingMetadata, read_yaml, write_yaml};
 use pixal::io::npz::{read_input, write_input};
-use pixal::model::{self, ModelKind, TrainedModel, train_npz};
+use pixal::model::{self, ModelKind, TrainedModel};
 
 fn pixal() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pixal"))
