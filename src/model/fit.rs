@@ -45,6 +45,59 @@ pub struct TrainingData {
     pub part_mask: Vec<f32>,
 }
 
+impl TrainingData {
+    /// Checks that the parts agree: a file name per image, a name and weight per channel, a
+    /// mask value per pixel, labels per image with a type name per column, something to
+    /// scale by.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let (n, p, c) = self.data.dim();
+        let mut wrong = Vec::new();
+        if self.files.len() != n {
+            wrong.push(format!("{} file names for {n} images", self.files.len()));
+        }
+        if self.channels.len() != c || self.weights.len() != c {
+            wrong.push(format!(
+                "{} channel names and {} weights for {c} channels",
+                self.channels.len(),
+                self.weights.len()
+            ));
+        }
+        if self.part_mask.len() != p || self.pooled.0 * self.pooled.1 != p {
+            wrong.push(format!(
+                "a part mask of {} and a pooled grid of {}x{} for {p} pixels",
+                self.part_mask.len(),
+                self.pooled.0,
+                self.pooled.1
+            ));
+        }
+        let label_dim = self.labels.as_ref().map_or((n, 0), |l| l.dim());
+        if label_dim != (n, self.label_types.len()) {
+            wrong.push(format!(
+                "labels of {}x{} for {n} images of {} types",
+                label_dim.0,
+                label_dim.1,
+                self.label_types.len()
+            ));
+        }
+        if !(self.data_max.is_finite() && self.data_max > 0.0) {
+            wrong.push(format!(
+                "data_max {} is not a positive number",
+                self.data_max
+            ));
+        }
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        Err(ModelError::Input {
+            path: self.source.clone(),
+            reason: format!(
+                "the training data does not fit together: {}",
+                wrong.join("; ")
+            ),
+        })
+    }
+}
+
 /// What a fit tells its caller while it runs. Every method has a default that does nothing
 /// ([`NoProgress`] keeps them all).
 pub trait FitProgress {
@@ -146,13 +199,14 @@ impl Fitted {
 /// Fits the model `m` asks for on `data`, cross-validating for the calibration residuals:
 /// the images are dealt into `calibration_folds` folds, and each is scored by a model fitted
 /// without it. The deployed autoencoder is fold 0's network; pixel_stats is fitted on every
-/// image. Fails when there are fewer than 2 images, when a fold's training diverges, or when
-/// the residuals are not finite.
+/// image. Fails when the parts of `data` disagree ([`TrainingData::check`]), when there are
+/// fewer than 2 images, when a fold's training diverges, or when the residuals are not finite.
 pub fn fit(
     data: &TrainingData,
     m: &ModelTraining,
     progress: &mut dyn FitProgress,
 ) -> Result<Fitted, ModelError> {
+    data.check()?;
     let t0 = Instant::now();
     let n = data.data.dim().0;
     let folds = data::folds(n, m.calibration_folds, m.seed).ok_or_else(|| ModelError::Input {
@@ -209,7 +263,7 @@ pub fn fit(
             path: data.source.clone(),
             reason: format!(
                 "training diverged: the out-of-fold residuals of {} are not finite numbers; lower model_training.learning_rate",
-                data.files[i]
+                data.files.get(i).map_or("?", String::as_str)
             ),
         });
     }
@@ -225,7 +279,7 @@ pub fn fit(
         validation_files: split
             .validation
             .iter()
-            .map(|&i| data.files[i].clone())
+            .filter_map(|&i| data.files.get(i).cloned())
             .collect(),
         calibration_folds: folds.len(),
         calibration_files: data.files.clone(),
@@ -537,6 +591,20 @@ mod tests {
         m2.seed = 8;
         let c = fit(&d, &m2, &mut NoProgress).unwrap();
         assert_ne!(tensors(&a), tensors(&c));
+    }
+
+    #[test]
+    fn parts_that_disagree_are_refused() {
+        let m = settings("  model_type: pixel_stats\n");
+        let mut d = images(4);
+        d.files.pop();
+        d.weights.push(1.0);
+        let e = fit(&d, &m, &mut NoProgress).unwrap_err().to_string();
+        assert!(
+            e.contains("3 file names for 4 images")
+                && e.contains("2 channel names and 3 weights for 2 channels"),
+            "{e}"
+        );
     }
 
     #[test]
