@@ -5,8 +5,9 @@
 
 use ndarray::{Array3, ArrayView3, Axis};
 
+use super::data::TrainingData;
 use super::device::Selected;
-use super::fit::{FitProgress, TrainingData};
+use super::fit::FitProgress;
 use super::network::{FoldNet, autoencoder_config, train_fold};
 use super::pixel_stats;
 use super::spec::ModelSpec;

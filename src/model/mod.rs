@@ -53,7 +53,8 @@ use serde::{Deserialize, Serialize};
 use crate::io::IoError;
 
 pub use crate::io::sha256_hex;
-pub use fit::{FitProgress, Fitted, FoldStart, NoProgress, TrainingData, fit};
+pub use data::TrainingData;
+pub use fit::{FitProgress, Fitted, FoldStart, NoProgress, fit};
 pub use spec::{LossHistory, ModelSpec};
 pub use standardize::Standardizer;
 pub use store::write_npy;

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::autoencoder::{ActivityRegularizer, Autoencoder, AutoencoderConfig, LEAKY_SLOPE};
+use super::data::TrainingData;
 use super::device::{self, CpuBackend, Selected};
-use super::fit::{FitProgress, FoldStart, TrainingData};
+use super::fit::{FitProgress, FoldStart};
 use super::loss::LossSpec;
 use super::standardize::Standardizer;
 use super::store::{network_from_record, record_bytes};

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::autoencoder::AutoencoderConfig;
-use super::fit::TrainingData;
+use super::data::TrainingData;
 use super::train::EpochRecord;
 use super::{
     CALIBRATION_RESIDUALS_FILE, INPUT_MEAN_FILE, INPUT_STD_FILE, MEAN_FILE, MODEL_FORMAT,
