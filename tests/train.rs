@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Array3, Axis};
 use ndarray_npy::ReadNpyExt;
+use pixal::commands::train::train_npz;
 use pixal::config::Parameters;
 use pixal::io::npz::{InputData, write_input};
-use pixal::model::{self, LossHistory, ModelKind, TrainedModel, train_npz};
+use pixal::model::{self, LossHistory, ModelKind, TrainedModel};
 
 fn params(extra: &str) -> Parameters {
     let text = format!(
@@ -88,9 +89,18 @@ fn autoencoder_trains_reloads_and_reproduces() {
     let npz = write(tmp.path(), &images(20, None));
     let p = params("  loss_function: mse\n  masked_loss: false\n  regularization: l2\n");
     let dir_a = tmp.path().join("a/model");
-    let r = train_npz(&p, &npz, None, &dir_a, &tmp.path().join("a/metadata")).unwrap();
-    assert_eq!(r.kind, ModelKind::Autoencoder);
-    assert_eq!((r.n_train, r.n_val, r.epochs_run), (16, 4, 12));
+    let r = train_npz(&p, &npz, None, &dir_a, &tmp.path().join("a/metadata"))
+        .unwrap()
+        .fitted;
+    assert_eq!(r.spec().kind, ModelKind::Autoencoder);
+    assert_eq!(
+        (
+            r.split.train.len(),
+            r.split.validation.len(),
+            r.epochs_run()
+        ),
+        (16, 4, 12)
+    );
 
     // The loss goes down.
     let h = history(&dir_a);
@@ -187,9 +197,11 @@ fn default_masked_huber_and_early_stopping() {
     let mut p = params("  min_delta: 100.0\n");
     p.model_training.patience = 3;
     let dir = tmp.path().join("model");
-    let r = train_npz(&p, &npz, None, &dir, &tmp.path().join("metadata")).unwrap();
+    let r = train_npz(&p, &npz, None, &dir, &tmp.path().join("metadata"))
+        .unwrap()
+        .fitted;
     assert!(r.stopped_early);
-    assert_eq!((r.epochs_run, r.best_epoch), (4, 1));
+    assert_eq!((r.epochs_run(), r.best_epoch), (4, 1));
     assert!(r.best_val_loss.is_finite());
 }
 
@@ -200,10 +212,12 @@ fn one_hot_model_trains_and_needs_labels() {
     let npz = write(tmp.path(), &input);
     let p = params("  one_hot_encoding: true\n  label_latent_size: 4\n");
     let dir = tmp.path().join("model");
-    let r = train_npz(&p, &npz, None, &dir, &tmp.path().join("metadata")).unwrap();
+    let r = train_npz(&p, &npz, None, &dir, &tmp.path().join("metadata"))
+        .unwrap()
+        .fitted;
     let h = history(&dir);
     assert!(
-        h.train_loss[r.epochs_run - 1] < h.train_loss[0],
+        h.train_loss[r.epochs_run() - 1] < h.train_loss[0],
         "{:?}",
         h.train_loss
     );
@@ -231,8 +245,13 @@ fn pixel_stats_model_files_and_calibration() {
     let npz = write(tmp.path(), &input);
     let p = params("  model_type: pixel_stats\n");
     let dir = tmp.path().join("model");
-    let r = train_npz(&p, &npz, None, &dir, &tmp.path().join("metadata")).unwrap();
-    assert_eq!((r.kind, r.n_train, r.n_val), (ModelKind::PixelStats, 8, 2));
+    let r = train_npz(&p, &npz, None, &dir, &tmp.path().join("metadata"))
+        .unwrap()
+        .fitted;
+    assert_eq!(
+        (r.spec().kind, r.split.train.len(), r.split.validation.len()),
+        (ModelKind::PixelStats, 8, 2)
+    );
     for f in [
         model::MEAN_FILE,
         model::STD_FILE,

@@ -9,9 +9,10 @@ use std::process::Command;
 
 use image::{Rgb, RgbImage};
 use ndarray::Axis;
+use pixal::commands::train::train_npz;
 use pixal::io::metadata::{PreprocessingMetadata, read_yaml, write_yaml};
 use pixal::io::npz::{read_input, write_input};
-use pixal::model::{self, ModelKind, TrainedModel, train_npz};
+use pixal::model::{self, ModelKind, TrainedModel};
 
 fn pixal() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pixal"))
@@ -235,8 +236,7 @@ fn a_weight_file_that_does_not_match_its_checksum_is_refused() {
     }
     std::fs::write(&mpk, &bytes).unwrap();
     let e = TrainedModel::load(&model)
-        .err()
-        .expect("damaged weights must not load")
+        .expect_err("damaged weights must not load")
         .to_string();
     assert!(e.contains("testModel.mpk") && e.contains("checksum"), "{e}");
     write_photos(&p.path().join("new/front"), 20..21, None);
@@ -329,8 +329,7 @@ fn files_of_two_training_runs_are_refused_together() {
     assert_eq!(p.run(&["train"]).code, 0);
     std::fs::write(model.join(model::MEAN_FILE), old_mean).unwrap();
     let e = TrainedModel::load(&model)
-        .err()
-        .expect("a mixed model must not load")
+        .expect_err("a mixed model must not load")
         .to_string();
     assert!(
         e.contains("pixel_mean.npy") && e.contains("does not belong to the model"),

@@ -40,7 +40,7 @@ pub enum Regularization {
 }
 
 /// Activation of the output layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputActivation {
     /// Logistic.

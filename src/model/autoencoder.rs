@@ -12,7 +12,6 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::Backend;
 use burn::tensor::activation;
 use burn::tensor::{Tensor, TensorData};
-use serde::{Deserialize, Serialize};
 
 use super::dense::{DenseBackend, dense};
 use crate::rng::SplitMix64;
@@ -20,34 +19,9 @@ use crate::rng::SplitMix64;
 /// Negative slope of the hidden layers' leaky ReLU (Keras' `LeakyReLU(negative_slope=0.2)`).
 pub const LEAKY_SLOPE: f64 = 0.2;
 
-/// Activation of the output layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputActivation {
-    /// Logistic.
-    Sigmoid,
-    /// Softmax over each output vector.
-    Softmax,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Rectified linear.
-    Relu,
-    /// Identity.
-    Linear,
-}
-
-impl From<crate::config::resolved::OutputActivation> for OutputActivation {
-    fn from(a: crate::config::resolved::OutputActivation) -> Self {
-        use crate::config::resolved::OutputActivation as R;
-        match a {
-            R::Sigmoid => OutputActivation::Sigmoid,
-            R::Softmax => OutputActivation::Softmax,
-            R::Tanh => OutputActivation::Tanh,
-            R::Relu => OutputActivation::Relu,
-            R::Linear => OutputActivation::Linear,
-        }
-    }
-}
+/// Activation of the output layer: the configuration's `output_activation`, saved with the
+/// network in `model_config.json`.
+pub use crate::config::resolved::OutputActivation;
 
 /// Everything needed to rebuild the network, saved beside the weights as JSON. Every field is
 /// required when read back (burn's `Config` does not apply defaults when deserialising).

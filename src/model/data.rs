@@ -1,10 +1,96 @@
-//! Data handling for training: the shuffled train/validation split (drawn from
-//! [`crate::rng::SplitMix64`]), the `X / max(X)` scaling and mini-batch assembly. Plain
-//! data in, plain data out: no burn types, no files.
+//! Data handling for training: the training input a fit takes ([`TrainingData`]), the shuffled
+//! train/validation split and the cross-validation folds (drawn from [`crate::rng::SplitMix64`]),
+//! the `X / max(X)` scaling and mini-batch assembly. Plain data in, plain data out: no burn
+//! types, no files.
 
-use ndarray::{Array2, ArrayView2, ArrayView3, Axis};
+use std::path::PathBuf;
+
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis};
+
+use super::ModelError;
 
 use crate::rng::SplitMix64;
+
+/// The training input, read and checked: make_input's images with what its metadata says
+/// about them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingData {
+    /// What the data is called in progress labels and messages (the image type).
+    pub name: String,
+    /// The file the data was read from, named in errors.
+    pub source: PathBuf,
+    /// The images (N, P, C) as make_input wrote them (unscaled), every value finite.
+    pub data: Array3<f32>,
+    /// One-hot type labels (N, T), in one-hot mode.
+    pub labels: Option<Array2<f32>>,
+    /// Pooled (height, width) of one image; height * width = P.
+    pub pooled: (usize, usize),
+    /// Channel names, in data order.
+    pub channels: Vec<String>,
+    /// Loss weight of each channel.
+    pub weights: Vec<f32>,
+    /// The source file of each image (row).
+    pub files: Vec<String>,
+    /// Type names in one-hot label order (empty in per-type mode).
+    pub label_types: Vec<String>,
+    /// The scaling divisor `max(X)` (positive).
+    pub data_max: f32,
+    /// The part mask (P) of make_input (all ones for files without one).
+    pub part_mask: Vec<f32>,
+}
+
+impl TrainingData {
+    /// Checks that the parts agree: a file name per image, a name and weight per channel, a
+    /// mask value per pixel, labels per image with a type name per column, something to
+    /// scale by.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let (n, p, c) = self.data.dim();
+        let mut wrong = Vec::new();
+        if self.files.len() != n {
+            wrong.push(format!("{} file names for {n} images", self.files.len()));
+        }
+        if self.channels.len() != c || self.weights.len() != c {
+            wrong.push(format!(
+                "{} channel names and {} weights for {c} channels",
+                self.channels.len(),
+                self.weights.len()
+            ));
+        }
+        if self.part_mask.len() != p || self.pooled.0 * self.pooled.1 != p {
+            wrong.push(format!(
+                "a part mask of {} and a pooled grid of {}x{} for {p} pixels",
+                self.part_mask.len(),
+                self.pooled.0,
+                self.pooled.1
+            ));
+        }
+        let label_dim = self.labels.as_ref().map_or((n, 0), |l| l.dim());
+        if label_dim != (n, self.label_types.len()) {
+            wrong.push(format!(
+                "labels of {}x{} for {n} images of {} types",
+                label_dim.0,
+                label_dim.1,
+                self.label_types.len()
+            ));
+        }
+        if !(self.data_max.is_finite() && self.data_max > 0.0) {
+            wrong.push(format!(
+                "data_max {} is not a positive number",
+                self.data_max
+            ));
+        }
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        Err(ModelError::Input {
+            path: self.source.clone(),
+            reason: format!(
+                "the training data does not fit together: {}",
+                wrong.join("; ")
+            ),
+        })
+    }
+}
 
 /// Row indices of the training and validation sets.
 #[derive(Debug, Clone, PartialEq, Eq)]

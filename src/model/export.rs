@@ -1,6 +1,7 @@
 //! Writes and reads the safetensors format (an 8-byte little-endian header length, a JSON
 //! header naming each tensor's dtype, shape and byte range, then the raw little-endian data),
-//! so Python users can load pixal's weights with `safetensors.numpy.load_file` and no pixal.
+//! so Python users can load pixal's weights with `safetensors.numpy.load_file` and no pixal,
+//! and names the autoencoder's tensors for it.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,6 +9,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use super::autoencoder::Autoencoder;
 use crate::io::{IoError, atomic};
 
 /// One named float32 tensor.
@@ -19,6 +21,47 @@ pub struct NamedTensor {
     pub shape: Vec<usize>,
     /// Row-major values.
     pub values: Vec<f32>,
+}
+
+/// The network's tensors with their names, for the safetensors export.
+pub fn named_tensors<B: burn::prelude::Backend>(model: &Autoencoder<B>) -> Vec<NamedTensor> {
+    let mut out = Vec::new();
+    let mut push = |name: String, l: &burn::nn::Linear<B>| {
+        let w = l.weight.val();
+        out.push(NamedTensor {
+            name: format!("{name}.weight"),
+            shape: w.dims().to_vec(),
+            values: w
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap_or_default(),
+        });
+        if let Some(b) = &l.bias {
+            let b = b.val();
+            out.push(NamedTensor {
+                name: format!("{name}.bias"),
+                shape: b.dims().to_vec(),
+                values: b
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .unwrap_or_default(),
+            });
+        }
+    };
+    for (i, l) in model.encoder.iter().enumerate() {
+        push(format!("encoder.{i}"), l);
+    }
+    push("latent".into(), &model.latent);
+    if let Some(l) = &model.label {
+        push("label".into(), l);
+    }
+    for (i, l) in model.decoder.iter().enumerate() {
+        push(format!("decoder.{i}"), l);
+    }
+    push("output".into(), &model.output);
+    out
 }
 
 /// Writes `tensors` (and string `metadata`) to `path` atomically.

@@ -131,10 +131,12 @@ pub struct EpochRecord {
     pub seconds: f64,
 }
 
-/// The result of a fit.
-pub struct FitOutcome<B: Backend> {
+/// The result of a fit: the network with the best validation loss (`M`: the network on the
+/// training backend, or its backend-independent burn record) and how the fit went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitOutcome<M> {
     /// The network with the best validation loss.
-    pub model: Autoencoder<B>,
+    pub model: M,
     /// One record per epoch run.
     pub history: Vec<EpochRecord>,
     /// 0-based epoch of the best weights.
@@ -145,6 +147,52 @@ pub struct FitOutcome<B: Backend> {
     pub stopped_early: bool,
     /// Why the fit ended early for another reason (a non-finite loss).
     pub aborted: Option<String>,
+}
+
+impl<M> FitOutcome<M> {
+    /// The network, and the fit without it.
+    pub fn into_parts(self) -> (M, FitOutcome<()>) {
+        let FitOutcome {
+            model,
+            history,
+            best_epoch,
+            best_val_loss,
+            stopped_early,
+            aborted,
+        } = self;
+        let rest = FitOutcome {
+            model: (),
+            history,
+            best_epoch,
+            best_val_loss,
+            stopped_early,
+            aborted,
+        };
+        (model, rest)
+    }
+
+    /// The same fit with the network converted by `f` (to another backend, or to bytes).
+    pub fn try_map_model<N, E>(
+        self,
+        f: impl FnOnce(M) -> Result<N, E>,
+    ) -> Result<FitOutcome<N>, E> {
+        let (model, rest) = self.into_parts();
+        Ok(rest.with_model(f(model)?))
+    }
+}
+
+impl FitOutcome<()> {
+    /// The fit with `model` as its network.
+    pub fn with_model<N>(self, model: N) -> FitOutcome<N> {
+        FitOutcome {
+            model,
+            history: self.history,
+            best_epoch: self.best_epoch,
+            best_val_loss: self.best_val_loss,
+            stopped_early: self.stopped_early,
+            aborted: self.aborted,
+        }
+    }
 }
 
 /// Scaled images as a row-major (N, D) matrix plus optional one-hot labels (N, T).
@@ -234,7 +282,7 @@ pub fn fit<B: TrainBackend>(
     device: &B::Device,
     host: bool,
     on_epoch: &mut EpochCallback<'_, B::InnerBackend>,
-) -> FitOutcome<B::InnerBackend> {
+) -> FitOutcome<Autoencoder<B::InnerBackend>> {
     let c = s.channel_weights.len().max(1);
     let p = config.input_dim / c;
     let w_row = weight_row(&s.channel_weights, p);

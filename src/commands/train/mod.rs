@@ -1,13 +1,22 @@
 //! `pixal train`: trains one model per image type (or one model over all types in one-hot
 //! mode) from make_input's `out.npz`, one after another in this process. A type that fails is
-//! reported and the others still train.
+//! reported and the others still train. This module finds the jobs; [`train_npz`] trains one
+//! (reading the input, fitting with [`crate::model::fit()`], writing the model folder).
+
+mod input;
+mod model_dir;
+mod progress;
+mod record;
 
 use std::path::{Path, PathBuf};
 
 use super::{Summary, UsageError};
 use crate::config::Config;
 use crate::config::resolved::{ModelType, TrainDevice};
-use crate::model::{ModelKind, device, train_npz};
+use crate::model::{ModelKind, device};
+
+pub use model_dir::{Trained, train_npz};
+pub use progress::CHECKPOINT_INTERVAL_S;
 
 /// One model to train: its type (None in one-hot mode), its npz, and make_input's metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,22 +227,23 @@ fn train_one(cfg: &Config, job: &Job, summary: &mut Summary) {
             for w in &r.warnings {
                 summary.warn(format!("train {label}: {w}"));
             }
-            match r.kind {
+            let f = &r.fitted;
+            match f.spec().kind {
                 ModelKind::Autoencoder => log::info!(
                     "train {label}: {} epoch(s){} in {:.1} s ({:.3} s/epoch) on {}; best epoch {} val_loss {:.4e}",
-                    r.epochs_run,
-                    if r.stopped_early { " (early stop)" } else { "" },
-                    r.fit_seconds,
-                    r.fit_seconds / r.epochs_run.max(1) as f64,
-                    r.device,
-                    r.best_epoch,
-                    r.best_val_loss
+                    f.epochs_run(),
+                    if f.stopped_early { " (early stop)" } else { "" },
+                    f.fit_seconds,
+                    f.seconds_per_epoch(),
+                    f.device,
+                    f.best_epoch,
+                    f.best_val_loss
                 ),
                 ModelKind::PixelStats => log::info!(
                     "train {label}: pixel statistics of {} image(s) in {:.2} s; validation mean squared z-score {:.4}",
-                    r.n_train,
-                    r.fit_seconds,
-                    r.best_val_loss
+                    f.split.train.len(),
+                    f.fit_seconds,
+                    f.best_val_loss
                 ),
             }
             for o in &r.outputs {
