@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use image::{GrayImage, Rgba, RgbaImage};
+use pixal::config::paths::{Folder, Side};
 use pixal::config::{Config, Layout};
 use pixal::preprocess::align::{
     AlignError, AlignParams, Reference, ReferenceSet, align_pair, align_with_fallback, warp_rgba,
@@ -377,7 +378,9 @@ fn align_command_writes_images_tables_and_figures() {
     assert!(err.contains("too few keypoints"), "{err}");
 
     let cfg = p.config();
-    let aligned = cfg.layout.aligned_images(Some("front"));
+    let aligned = cfg
+        .layout
+        .dir(Side::Model, Folder::AlignedImages, Some("front"));
     for f in [
         "a_aligned.png",
         "b0_aligned.png",
@@ -404,7 +407,9 @@ fn align_command_writes_images_tables_and_figures() {
         assert!(row.inliers >= 20 && row.ssim > 0.5);
     }
 
-    let metrics = cfg.layout.aligned_metrics(Some("front"));
+    let metrics = cfg
+        .layout
+        .dir(Side::Model, Folder::AlignedMetrics, Some("front"));
     for f in [
         "results.csv",
         "alignment_score.png",
@@ -470,11 +475,18 @@ fn preprocess_aligns_the_cutouts_before_make_input() {
     let (code, err) = p.run(&["preprocess", "-i", "component"]);
     assert_eq!(code, 0, "{err}");
     let cfg = p.config();
-    let csv = cfg.layout.aligned_images(Some("top")).join("alignment.csv");
+    let csv = cfg
+        .layout
+        .dir(Side::Model, Folder::AlignedImages, Some("top"))
+        .join("alignment.csv");
     let rows = pixal::io::stage::read_alignment_csv(&csv).unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
-    let meta = std::fs::read_to_string(cfg.layout.metadata(Some("top")).join("preprocessing.yaml"))
-        .unwrap();
+    let meta = std::fs::read_to_string(
+        cfg.layout
+            .dir(Side::Model, Folder::Metadata, Some("top"))
+            .join("preprocessing.yaml"),
+    )
+    .unwrap();
     assert!(
         meta.contains("_aligned.png"),
         "make_input read the aligned images: {meta}"
@@ -489,7 +501,9 @@ fn align_without_input_reads_the_background_removed_tree() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("pass -i DIR"), "{err}");
     let cfg = p.config();
-    let bg = cfg.layout.background_removed(Some("t"));
+    let bg = cfg
+        .layout
+        .dir(Side::Model, Folder::BackgroundRemoved, Some("t"));
     std::fs::create_dir_all(&bg).unwrap();
     textured(320, 240, 5)
         .save(bg.join("t_000_no_bg.png"))
@@ -513,7 +527,7 @@ fn align_without_input_reads_the_background_removed_tree() {
     assert_eq!(code, 0, "{err}");
     assert!(
         cfg.layout
-            .aligned_images(Some("t"))
+            .dir(Side::Model, Folder::AlignedImages, Some("t"))
             .join("t_000_aligned.png")
             .exists()
     );

@@ -37,6 +37,7 @@ use image::RgbaImage;
 
 use super::{Summary, UsageError, discover_types};
 use crate::config::Config;
+use crate::config::paths::{Folder, Side};
 use crate::io::image::{list_images, load_rgba8};
 use crate::io::stage::{AlignmentRow, read_alignment_csv, write_alignment_csv};
 use crate::preprocess::align::{AlignParams, ReferenceSet};
@@ -60,7 +61,10 @@ pub fn run(cfg: &Config, input: Option<&Path>) -> anyhow::Result<Summary> {
 /// The background-removed folders of the types under the component's output tree.
 fn default_types(cfg: &Config) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let root = cfg.layout.component_root();
-    let out = super::type_image_folders(root, |name| cfg.layout.background_removed(Some(name)));
+    let out = super::type_image_folders(root, |name| {
+        cfg.layout
+            .dir(Side::Model, Folder::BackgroundRemoved, Some(name))
+    });
     if out.is_empty() {
         return Err(UsageError(format!(
             "no input given and no background-removed images found under {}; pass -i DIR (a component folder with one sub-folder per image type)",
@@ -81,7 +85,10 @@ pub fn align_types(
 ) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for (name, dir) in types {
-        let log_path = cfg.layout.logs(Some(name)).join("preprocessing.log");
+        let log_path = cfg
+            .layout
+            .dir(Side::Model, Folder::Logs, Some(name))
+            .join("preprocessing.log");
         if let Err(e) = crate::logging::set_log_file(&log_path) {
             summary.warn(format!("cannot open log file {e}"));
         }
@@ -139,7 +146,7 @@ pub fn training_references(
     cfg: &Config,
     ty: Option<&str>,
 ) -> anyhow::Result<ReferenceSet<'static>> {
-    let dir = cfg.layout.aligned_images(ty);
+    let dir = cfg.layout.dir(Side::Model, Folder::AlignedImages, ty);
     let csv = dir.join("alignment.csv");
     if !csv.exists() {
         return Err(UsageError(format!(
@@ -212,8 +219,12 @@ fn align_training_type(
     }
     let photos = upstream.as_ref().map_or(files.len(), |r| r.photos);
     let params = align_params(cfg);
-    let out_dir = cfg.layout.aligned_images(Some(name));
-    let metrics_dir = cfg.layout.aligned_metrics(Some(name));
+    let out_dir = cfg
+        .layout
+        .dir(Side::Model, Folder::AlignedImages, Some(name));
+    let metrics_dir = cfg
+        .layout
+        .dir(Side::Model, Folder::AlignedMetrics, Some(name));
     crate::io::atomic::create_dir_all(&out_dir)?;
     // Until this run's record is written, the folder counts as incomplete.
     crate::io::stage::start(&out_dir)?;
@@ -317,10 +328,12 @@ pub fn align_validation_type(
     let set = training_references(cfg, Some(ty))?;
     let ref_path = cfg
         .layout
-        .aligned_images(Some(ty))
+        .dir(Side::Model, Folder::AlignedImages, Some(ty))
         .join(set.name(0).unwrap_or_default());
     let ref_img = load_rgba8(&ref_path)?;
-    let out_dir = cfg.layout.validate_aligned_images(Some(ty));
+    let out_dir = cfg
+        .layout
+        .dir(Side::Validate, Folder::AlignedImages, Some(ty));
     let job = Job {
         label: format!("validate {ty}"),
         images: files.into_iter().enumerate().collect(),
@@ -328,7 +341,9 @@ pub fn align_validation_type(
         reference_index: (0..set.len()).collect(),
         reference_image: &ref_img,
         out_dir: out_dir.clone(),
-        metrics_dir: cfg.layout.validate_aligned_metrics(Some(ty)),
+        metrics_dir: cfg
+            .layout
+            .dir(Side::Validate, Folder::AlignedMetrics, Some(ty)),
         on_gate_failure: OnGateFailure::UseBest,
     };
     let rows = run_job(cfg, &job, &params, summary)?;

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use super::{Summary, UsageError, discover_types};
 use crate::config::Config;
+use crate::config::paths::{Folder, Side};
 use crate::io::image::{list_images, load_rgb8, save_png};
 use crate::io::metadata::write_yaml;
 use crate::io::npz::{InputData, PartReference, write_input};
@@ -65,9 +66,11 @@ fn default_types(cfg: &Config) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let aligned = cfg.params.preprocessing.alignment.apply_alignment;
     let out = super::type_image_folders(root, |name| {
         if aligned {
-            cfg.layout.aligned_images(Some(name))
+            cfg.layout
+                .dir(Side::Model, Folder::AlignedImages, Some(name))
         } else {
-            cfg.layout.background_removed(Some(name))
+            cfg.layout
+                .dir(Side::Model, Folder::BackgroundRemoved, Some(name))
         }
     });
     if out.is_empty() {
@@ -127,9 +130,11 @@ impl Target {
             label: ty.unwrap_or("all types (one-hot)").to_string(),
             ty: ty.map(str::to_string),
             root: l.type_root(ty),
-            metadata_dir: l.metadata(ty),
-            preview_dir: l.preprocessed_images(ty),
-            log_file: l.logs(ty).join("preprocessing.log"),
+            metadata_dir: l.dir(Side::Model, Folder::Metadata, ty),
+            preview_dir: l.dir(Side::Model, Folder::PreprocessedImages, ty),
+            log_file: l
+                .dir(Side::Model, Folder::Logs, ty)
+                .join("preprocessing.log"),
             stored_crop: None,
             label_types: None,
             provenance: HashMap::new(),
@@ -150,9 +155,11 @@ impl Target {
             label: format!("validate {}", ty.unwrap_or("all types (one-hot)")),
             ty: ty.map(str::to_string),
             root: l.validate_type_root(ty),
-            metadata_dir: l.validate_metadata(ty),
-            preview_dir: l.validate_preprocessed_images(ty),
-            log_file: l.validate_logs(ty).join("validation.log"),
+            metadata_dir: l.dir(Side::Validate, Folder::Metadata, ty),
+            preview_dir: l.dir(Side::Validate, Folder::PreprocessedImages, ty),
+            log_file: l
+                .dir(Side::Validate, Folder::Logs, ty)
+                .join("validation.log"),
             stored_crop,
             label_types,
             provenance: HashMap::new(),

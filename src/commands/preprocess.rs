@@ -5,9 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::remove_bg::{self, Side};
+use super::remove_bg;
 use super::{Summary, UsageError, discover_types, make_input};
 use crate::config::Config;
+use crate::config::paths::Side;
 
 /// Runs the preprocessing chain on `input`.
 pub fn run(cfg: &Config, input: Option<&Path>) -> anyhow::Result<Summary> {
@@ -37,7 +38,7 @@ pub fn run(cfg: &Config, input: Option<&Path>) -> anyhow::Result<Summary> {
 
 /// The per-type folders make_input reads, given the background-removed folders (type name,
 /// folder): with `apply_alignment`, each type's cut-outs are aligned into
-/// `layout.aligned_images(Some(type))` and those folders are returned; otherwise the cut-outs go
+/// `layout.dir(Side::Model, Folder::AlignedImages, Some(type))` and those folders are returned; otherwise the cut-outs go
 /// to make_input as they are.
 pub fn make_input_sources(
     cfg: &Config,

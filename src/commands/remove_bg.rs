@@ -42,18 +42,10 @@ pub use setup::{
 
 use super::{Summary, UsageError, discover_types};
 use crate::config::Config;
+use crate::config::paths::{Folder, Side};
 use crate::io::image::{list_images, load_rgb8, save_png};
 use crate::preprocess::background::onnx::OnnxRemover;
 use crate::preprocess::background::{self, BackgroundError, Method, classical};
-
-/// Which side of the layout the outputs go to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// Training images: `out/<component>/<type>/...`.
-    Model,
-    /// New images: `validate/<component>/<type>/...`.
-    Validate,
-}
 
 /// Runs remove_bg on `input` (a component folder, or one folder of photos).
 pub fn run(cfg: &Config, input: Option<&Path>, only_mask: bool) -> anyhow::Result<Summary> {
@@ -126,20 +118,17 @@ pub fn run_types(
 
 /// The folder a type's outputs go to.
 fn out_dir(cfg: &Config, side: Side, ty: &str, only_mask: bool) -> PathBuf {
-    let l = &cfg.layout;
-    match (side, only_mask) {
-        (Side::Model, false) => l.background_removed(Some(ty)),
-        (Side::Validate, false) => l.validate_background_removed(Some(ty)),
-        (Side::Model, true) => l.preprocessed_images(Some(ty)).join("masks"),
-        (Side::Validate, true) => l.validate_preprocessed_images(Some(ty)).join("masks"),
+    if only_mask {
+        cfg.layout
+            .dir(side, Folder::PreprocessedImages, Some(ty))
+            .join("masks")
+    } else {
+        cfg.layout.dir(side, Folder::BackgroundRemoved, Some(ty))
     }
 }
 
 fn logs_dir(cfg: &Config, side: Side, ty: &str) -> PathBuf {
-    match side {
-        Side::Model => cfg.layout.logs(Some(ty)),
-        Side::Validate => cfg.layout.validate_logs(Some(ty)),
-    }
+    cfg.layout.dir(side, Folder::Logs, Some(ty))
 }
 
 /// The segmentation in use for a run.

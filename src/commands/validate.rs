@@ -9,9 +9,10 @@ use anyhow::Context;
 
 use super::align;
 use super::make_input::{Provenance, Target, build};
-use super::remove_bg::{self, Side};
+use super::remove_bg;
 use super::{Summary, UsageError, detect, discover_types};
 use crate::config::Config;
+use crate::config::paths::{Folder, Side};
 use crate::io::metadata::{PreprocessingMetadata, read_yaml};
 
 /// The images validated together: one type, or all types for the one-hot model (`None`).
@@ -83,7 +84,10 @@ fn validate_group(
     truth: Option<&Path>,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
-    let train_meta_path = cfg.layout.metadata(ty).join("preprocessing.yaml");
+    let train_meta_path = cfg
+        .layout
+        .dir(Side::Model, Folder::Metadata, ty)
+        .join("preprocessing.yaml");
     let train_meta: PreprocessingMetadata = read_yaml(&train_meta_path).with_context(|| {
         format!(
             "reading the training metadata of {} (preprocess and train this type first)",

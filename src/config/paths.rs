@@ -93,6 +93,71 @@ fn keys(map: &serde_json::Map<String, Value>) -> String {
     map.keys().cloned().collect::<Vec<_>>().join(", ")
 }
 
+/// Which half of the output layout: the training photos' (`out/<component>/<type>/...`) or
+/// the new photos' (`validate/<component>/<type>/...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Training images: `out/<component>/<type>/...`.
+    Model,
+    /// New images: `validate/<component>/<type>/...`.
+    Validate,
+}
+
+/// The folders every image type has on both sides of the layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Folder {
+    /// `preprocessed_images`.
+    PreprocessedImages,
+    /// `preprocessed_images/background_removed`: remove_bg's cut-outs.
+    BackgroundRemoved,
+    /// `preprocessed_images/aligned_images`: align's output and `alignment.csv`.
+    AlignedImages,
+    /// `figures`.
+    Figures,
+    /// `figures/aligned_metrics`: align's diagnostics.
+    AlignedMetrics,
+    /// `metadata` (the original has no validate entry for it; pixal derives it).
+    Metadata,
+    /// `logs`.
+    Logs,
+}
+
+impl Folder {
+    /// The paths.yaml entry of this folder on `side`, and the original's relative folder, used
+    /// when the file leaves the entry out.
+    fn entry(self, side: Side) -> (&'static str, &'static str) {
+        let (model, validate, rel) = match self {
+            Folder::PreprocessedImages => (
+                "preprocessed_images_path",
+                "validate_preprocessed_images_path",
+                "preprocessed_images",
+            ),
+            Folder::BackgroundRemoved => (
+                "remove_background_path",
+                "validate_remove_background_path",
+                "preprocessed_images/background_removed",
+            ),
+            Folder::AlignedImages => (
+                "aligned_images_path",
+                "validate_aligned_images_path",
+                "preprocessed_images/aligned_images",
+            ),
+            Folder::Figures => ("fig_path", "validate_fig_path", "figures"),
+            Folder::AlignedMetrics => (
+                "aligned_metrics_path",
+                "validate_aligned_metrics_path",
+                "figures/aligned_metrics",
+            ),
+            Folder::Metadata => ("metadata_path", "validate_metadata_path", "metadata"),
+            Folder::Logs => ("log_path", "validate_log_path", "logs"),
+        };
+        match side {
+            Side::Model => (model, rel),
+            Side::Validate => (validate, rel),
+        }
+    }
+}
+
 impl Layout {
     /// Parses and resolves the text of a `paths.yaml` (`path` is used in messages).
     pub fn from_yaml(text: &str, path: &Path) -> Result<Layout, ConfigError> {
@@ -184,19 +249,15 @@ impl Layout {
         &self.validate_root
     }
 
-    /// The folder of one entry below the model side, with the type inserted. `default_rel` is the
-    /// original's relative folder, used when the file leaves the entry out.
-    fn model_side(&self, entry: &str, default_rel: &str, ty: Option<&str>) -> PathBuf {
-        insert_type(&self.model_root, self.entries.get(entry), default_rel, ty)
-    }
-
-    fn validate_side(&self, entry: &str, default_rel: &str, ty: Option<&str>) -> PathBuf {
-        insert_type(
-            &self.validate_root,
-            self.entries.get(entry),
-            default_rel,
-            ty,
-        )
+    /// The folder `folder` of image type `ty` on `side` of the layout, as paths.yaml places it
+    /// (the type folder inserted right below the component root).
+    pub fn dir(&self, side: Side, folder: Folder, ty: Option<&str>) -> PathBuf {
+        let (entry, default_rel) = folder.entry(side);
+        let root = match side {
+            Side::Model => &self.model_root,
+            Side::Validate => &self.validate_root,
+        };
+        insert_type(root, self.entries.get(entry), default_rel, ty)
     }
 
     /// `out/<component>/<type>`: where the type's `out.npz` lives.
@@ -209,103 +270,14 @@ impl Layout {
         with_type(&self.validate_root, ty)
     }
 
-    /// `.../preprocessed_images`.
-    pub fn preprocessed_images(&self, ty: Option<&str>) -> PathBuf {
-        self.model_side("preprocessed_images_path", "preprocessed_images", ty)
-    }
-
-    /// `.../preprocessed_images/background_removed`.
-    pub fn background_removed(&self, ty: Option<&str>) -> PathBuf {
-        self.model_side(
-            "remove_background_path",
-            "preprocessed_images/background_removed",
-            ty,
-        )
-    }
-
-    /// `.../preprocessed_images/aligned_images`.
-    pub fn aligned_images(&self, ty: Option<&str>) -> PathBuf {
-        self.model_side(
-            "aligned_images_path",
-            "preprocessed_images/aligned_images",
-            ty,
-        )
-    }
-
-    /// `.../figures`.
-    pub fn figures(&self, ty: Option<&str>) -> PathBuf {
-        self.model_side("fig_path", "figures", ty)
-    }
-
-    /// `.../figures/aligned_metrics`.
-    pub fn aligned_metrics(&self, ty: Option<&str>) -> PathBuf {
-        self.model_side("aligned_metrics_path", "figures/aligned_metrics", ty)
-    }
-
-    /// `.../metadata`.
-    pub fn metadata(&self, ty: Option<&str>) -> PathBuf {
-        self.model_side("metadata_path", "metadata", ty)
-    }
-
-    /// `.../logs`.
-    pub fn logs(&self, ty: Option<&str>) -> PathBuf {
-        self.model_side("log_path", "logs", ty)
-    }
-
-    /// `.../model`.
+    /// `.../model`: the trained model's folder (model side only).
     pub fn model(&self, ty: Option<&str>) -> PathBuf {
-        self.model_side("model_path", "model", ty)
-    }
-
-    /// Validate side: `.../preprocessed_images`.
-    pub fn validate_preprocessed_images(&self, ty: Option<&str>) -> PathBuf {
-        self.validate_side(
-            "validate_preprocessed_images_path",
-            "preprocessed_images",
+        insert_type(
+            &self.model_root,
+            self.entries.get("model_path"),
+            "model",
             ty,
         )
-    }
-
-    /// Validate side: `.../preprocessed_images/background_removed`.
-    pub fn validate_background_removed(&self, ty: Option<&str>) -> PathBuf {
-        self.validate_side(
-            "validate_remove_background_path",
-            "preprocessed_images/background_removed",
-            ty,
-        )
-    }
-
-    /// Validate side: `.../preprocessed_images/aligned_images`.
-    pub fn validate_aligned_images(&self, ty: Option<&str>) -> PathBuf {
-        self.validate_side(
-            "validate_aligned_images_path",
-            "preprocessed_images/aligned_images",
-            ty,
-        )
-    }
-
-    /// Validate side: `.../figures`.
-    pub fn validate_figures(&self, ty: Option<&str>) -> PathBuf {
-        self.validate_side("validate_fig_path", "figures", ty)
-    }
-
-    /// Validate side: `.../figures/aligned_metrics`.
-    pub fn validate_aligned_metrics(&self, ty: Option<&str>) -> PathBuf {
-        self.validate_side(
-            "validate_aligned_metrics_path",
-            "figures/aligned_metrics",
-            ty,
-        )
-    }
-
-    /// Validate side: `.../metadata` (the original has no entry for it; pixal derives it).
-    pub fn validate_metadata(&self, ty: Option<&str>) -> PathBuf {
-        self.validate_side("validate_metadata_path", "metadata", ty)
-    }
-
-    /// Validate side: `.../logs`.
-    pub fn validate_logs(&self, ty: Option<&str>) -> PathBuf {
-        self.validate_side("validate_log_path", "logs", ty)
     }
 }
 
@@ -353,46 +325,64 @@ mod tests {
         assert_eq!(l.component_root(), p(c));
         assert_eq!(l.type_root(t), p(&format!("{c}/F1_Front")));
         assert_eq!(
-            l.background_removed(t),
+            l.dir(Side::Model, Folder::BackgroundRemoved, t),
             p(&format!(
                 "{c}/F1_Front/preprocessed_images/background_removed"
             ))
         );
         assert_eq!(
-            l.aligned_images(t),
+            l.dir(Side::Model, Folder::AlignedImages, t),
             p(&format!("{c}/F1_Front/preprocessed_images/aligned_images"))
         );
         assert_eq!(
-            l.preprocessed_images(t),
+            l.dir(Side::Model, Folder::PreprocessedImages, t),
             p(&format!("{c}/F1_Front/preprocessed_images"))
         );
         assert_eq!(
-            l.aligned_metrics(t),
+            l.dir(Side::Model, Folder::AlignedMetrics, t),
             p(&format!("{c}/F1_Front/figures/aligned_metrics"))
         );
-        assert_eq!(l.figures(t), p(&format!("{c}/F1_Front/figures")));
-        assert_eq!(l.metadata(t), p(&format!("{c}/F1_Front/metadata")));
-        assert_eq!(l.logs(t), p(&format!("{c}/F1_Front/logs")));
+        assert_eq!(
+            l.dir(Side::Model, Folder::Figures, t),
+            p(&format!("{c}/F1_Front/figures"))
+        );
+        assert_eq!(
+            l.dir(Side::Model, Folder::Metadata, t),
+            p(&format!("{c}/F1_Front/metadata"))
+        );
+        assert_eq!(
+            l.dir(Side::Model, Folder::Logs, t),
+            p(&format!("{c}/F1_Front/logs"))
+        );
         assert_eq!(l.model(t), p(&format!("{c}/F1_Front/model")));
         assert_eq!(l.model(None), p(&format!("{c}/model")));
         assert_eq!(l.validate_type_root(t), p(&format!("{v}/F1_Front")));
         assert_eq!(
-            l.validate_background_removed(t),
+            l.dir(Side::Validate, Folder::BackgroundRemoved, t),
             p(&format!(
                 "{v}/F1_Front/preprocessed_images/background_removed"
             ))
         );
         assert_eq!(
-            l.validate_aligned_images(t),
+            l.dir(Side::Validate, Folder::AlignedImages, t),
             p(&format!("{v}/F1_Front/preprocessed_images/aligned_images"))
         );
         assert_eq!(
-            l.validate_aligned_metrics(t),
+            l.dir(Side::Validate, Folder::AlignedMetrics, t),
             p(&format!("{v}/F1_Front/figures/aligned_metrics"))
         );
-        assert_eq!(l.validate_figures(t), p(&format!("{v}/F1_Front/figures")));
-        assert_eq!(l.validate_logs(t), p(&format!("{v}/F1_Front/logs")));
-        assert_eq!(l.validate_metadata(t), p(&format!("{v}/F1_Front/metadata")));
+        assert_eq!(
+            l.dir(Side::Validate, Folder::Figures, t),
+            p(&format!("{v}/F1_Front/figures"))
+        );
+        assert_eq!(
+            l.dir(Side::Validate, Folder::Logs, t),
+            p(&format!("{v}/F1_Front/logs"))
+        );
+        assert_eq!(
+            l.dir(Side::Validate, Folder::Metadata, t),
+            p(&format!("{v}/F1_Front/metadata"))
+        );
         assert_eq!(
             l.entries["general_aligned_metrics_path"],
             p("figures/aligned_metrics")

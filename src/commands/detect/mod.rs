@@ -23,6 +23,7 @@ use rayon::prelude::*;
 
 use super::Summary;
 use crate::config::Config;
+use crate::config::paths::{Folder, Side};
 use crate::detect::decide::{self, ThresholdSettings, Thresholds};
 use crate::detect::judge::Detector;
 use crate::detect::score::{self, PartGrid, ScoreSettings};
@@ -67,7 +68,10 @@ pub fn detect_job(
     summary: &mut Summary,
 ) -> anyhow::Result<TypeSummary> {
     let ty = job.ty.as_deref();
-    let log_file = cfg.layout.validate_logs(ty).join("detect.log");
+    let log_file = cfg
+        .layout
+        .dir(Side::Validate, Folder::Logs, ty)
+        .join("detect.log");
     if let Err(e) = crate::logging::set_log_file(&log_file) {
         summary.warn(format!("cannot open log file {e}"));
     }
@@ -199,7 +203,7 @@ fn detect_logged(
             .unwrap_or_default()
     );
 
-    let figures_dir = cfg.layout.validate_figures(ty);
+    let figures_dir = cfg.layout.dir(Side::Validate, Folder::Figures, ty);
     let maps_dir = job.out_dir.join("anomaly_maps");
     let rows = jobs::rows(&meta, n);
     let truth_index = truth

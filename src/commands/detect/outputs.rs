@@ -12,6 +12,7 @@ use super::DetectJob;
 use super::truth::Metrics;
 use crate::commands::Summary;
 use crate::config::Config;
+use crate::config::paths::{Folder, Side};
 use crate::detect::decide::{Thresholds, Verdict};
 use crate::detect::maps::to_gray16;
 use crate::detect::score::ThresholdMode;
@@ -147,7 +148,9 @@ pub(super) fn write_outputs(
 
     // The HTML page links figures relative to itself.
     let rel = |p: &Path| pathdiff(p, dir);
-    let overlays_dir = cfg.layout.validate_figures(job.ty.as_deref());
+    let overlays_dir = cfg
+        .layout
+        .dir(Side::Validate, Folder::Figures, job.ty.as_deref());
     let rows: Vec<ReportRow> = ts
         .images
         .iter()

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Summary, UsageError};
 use crate::config::Config;
+use crate::config::paths::{Folder, Side};
 use crate::config::resolved::{ModelType, TrainDevice};
 use crate::model::{ModelKind, device};
 
@@ -73,7 +74,10 @@ fn find_meta(cfg: &Config, npz: &Path, ty: Option<&str>) -> Option<PathBuf> {
     let beside = npz
         .parent()
         .map(|d| d.join("metadata").join("preprocessing.yaml"));
-    let layout = cfg.layout.metadata(ty).join("preprocessing.yaml");
+    let layout = cfg
+        .layout
+        .dir(Side::Model, Folder::Metadata, ty)
+        .join("preprocessing.yaml");
     beside.into_iter().chain([layout]).find(|p| p.is_file())
 }
 
@@ -187,12 +191,15 @@ pub fn default_jobs(cfg: &Config) -> anyhow::Result<Vec<Job>> {
 fn train_one(cfg: &Config, job: &Job, summary: &mut Summary) {
     let ty = job.ty.as_deref();
     let label = ty.unwrap_or("all types (one-hot)");
-    let log_path = cfg.layout.logs(ty).join("train_model.log");
+    let log_path = cfg
+        .layout
+        .dir(Side::Model, Folder::Logs, ty)
+        .join("train_model.log");
     if let Err(e) = crate::logging::set_log_file(&log_path) {
         summary.warn(format!("cannot open log file {e}"));
     }
     let model_dir = cfg.layout.model(ty);
-    let metadata_dir = cfg.layout.metadata(ty);
+    let metadata_dir = cfg.layout.dir(Side::Model, Folder::Metadata, ty);
     // make_input's metadata names the channels and vouches for the npz: without it the model
     // could be trained under the wrong channel names.
     if job.meta.is_none() {
