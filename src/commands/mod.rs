@@ -548,16 +548,7 @@ pub fn type_image_folders(
     root: &Path,
     folder_of: impl Fn(&str) -> PathBuf,
 ) -> Vec<(String, PathBuf)> {
-    let Ok(rd) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    crate::io::subfolder_names(root)
         .into_iter()
         .map(|name| {
             let dir = folder_of(&name);

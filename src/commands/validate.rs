@@ -142,22 +142,15 @@ fn validate_group(
 /// The types with a trained model (a `model_config.json`), sorted.
 pub fn trained_types(cfg: &Config) -> Vec<String> {
     let root = cfg.layout.component_root();
-    let mut names: Vec<String> = std::fs::read_dir(root)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
-                .filter(|n| {
-                    cfg.layout
-                        .model(Some(n))
-                        .join(crate::model::MODEL_CONFIG_FILE)
-                        .is_file()
-                })
-                .collect()
+    crate::io::subfolder_names(root)
+        .into_iter()
+        .filter(|n| {
+            cfg.layout
+                .model(Some(n))
+                .join(crate::model::MODEL_CONFIG_FILE)
+                .is_file()
         })
-        .unwrap_or_default();
-    names.sort();
-    names
+        .collect()
 }
 
 /// `--type` is a name, never a path (a path would send the outputs into the training tree):

@@ -145,6 +145,22 @@ pub fn sha256_file(path: &std::path::Path) -> Result<String, IoError> {
         }))
 }
 
+/// The names of the sub-folders of `root`, sorted, without hidden ones (a leading `.`); empty
+/// when `root` cannot be listed. How the stages find the image types in a folder.
+pub fn subfolder_names(root: &std::path::Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
 /// Every file below `root` (sub-folders included, unreadable folders skipped), sorted.
 pub fn files_under(root: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -164,4 +180,20 @@ pub fn files_under(root: &std::path::Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subfolder_names_are_sorted_visible_folders_only() {
+        let d = tempfile::tempdir().unwrap();
+        for name in ["b_type", "a_type", ".hidden"] {
+            std::fs::create_dir(d.path().join(name)).unwrap();
+        }
+        std::fs::write(d.path().join("c_file.jpg"), b"x").unwrap();
+        assert_eq!(subfolder_names(d.path()), vec!["a_type", "b_type"]);
+        assert!(subfolder_names(&d.path().join("missing")).is_empty());
+    }
 }

@@ -36,12 +36,11 @@ pub fn find_jobs(cfg: &Config, root: &Path) -> anyhow::Result<Vec<DetectJob>> {
                 npz,
             });
         }
-    } else if let Ok(rd) = std::fs::read_dir(root) {
-        let mut dirs: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join(file).is_file())
-            .collect();
-        dirs.sort();
+    } else {
+        let dirs = crate::io::subfolder_names(root)
+            .into_iter()
+            .map(|n| root.join(n))
+            .filter(|d| d.join(file).is_file());
         for d in dirs {
             let ty = d.file_name().map(|n| n.to_string_lossy().into_owned());
             jobs.push(DetectJob {

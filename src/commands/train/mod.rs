@@ -134,17 +134,7 @@ pub fn jobs_from_dir(cfg: &Config, dir: &Path) -> anyhow::Result<Vec<Job>> {
 
 /// One job per sub-folder of `root` whose npz (given by `npz_of`) exists, sorted by name.
 fn type_jobs(cfg: &Config, root: &Path, npz_of: impl Fn(&str) -> PathBuf) -> Vec<Job> {
-    let mut names: Vec<String> = std::fs::read_dir(root)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| e.path().is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    crate::io::subfolder_names(root)
         .into_iter()
         .filter_map(|t| {
             let npz = npz_of(&t);
